@@ -1,0 +1,551 @@
+#include "publisher/origin_server.h"
+
+#include <arpa/inet.h>
+#include <civetweb.h>
+#include <fcntl.h>
+#include <glog/logging.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <limits>
+#include <map>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/call_once.h"
+#include "absl/cleanup/cleanup.h"
+#include "absl/memory/memory.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/status_macros.h"
+
+namespace shoal::publisher {
+namespace {
+
+// Bodies go out in chunks of this size, so memory per request is bounded.
+constexpr uint64_t kChunkBytes = 256 * 1024;
+// Idle time a kept-alive connection may hold its worker thread.
+constexpr char kKeepAliveTimeoutMs[] = "2000";
+constexpr char kImmutable[] = "public, max-age=31536000, immutable";
+constexpr char kNoCache[] = "no-cache";
+constexpr char kAllowedMethods[] = "GET, HEAD";
+
+struct ListenAddress {
+  std::string host;  // Without brackets.
+  int port = 0;
+  bool ipv6 = false;
+
+  std::string Printable() const {
+    return ipv6 ? absl::StrCat("[", host, "]") : host;
+  }
+};
+
+absl::StatusOr<ListenAddress> ParseListen(absl::string_view listen) {
+  const std::string usage = absl::StrCat(
+      "listen address \"", listen,
+      "\" must be HOST:PORT with a numeric host, e.g. 127.0.0.1:8080 or "
+      "[::1]:8080");
+  size_t colon = listen.rfind(':');
+  if (colon == absl::string_view::npos)
+    return absl::InvalidArgumentError(usage);
+  absl::string_view host = listen.substr(0, colon);
+  absl::string_view port_text = listen.substr(colon + 1);
+  ListenAddress address;
+  if (port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(), absl::ascii_isdigit) ||
+      !absl::SimpleAtoi(port_text, &address.port) || address.port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(usage, "; the port must be 0-65535"));
+  }
+  if (absl::StartsWith(host, "[") && absl::EndsWith(host, "]")) {
+    host = host.substr(1, host.size() - 2);
+    address.ipv6 = true;
+  }
+  address.host = std::string(host);
+  unsigned char buffer[sizeof(struct in6_addr)];
+  if (inet_pton(address.ipv6 ? AF_INET6 : AF_INET, address.host.c_str(),
+                buffer) != 1) {
+    return absl::InvalidArgumentError(usage);
+  }
+  return address;
+}
+
+// The origin-relative path named by a raw (still percent-encoded) URL path,
+// or INVALID_ARGUMENT saying what is wrong with it.
+absl::StatusOr<std::string> DecodeRequestPath(absl::string_view raw) {
+  if (!absl::ConsumePrefix(&raw, "/")) {
+    return absl::InvalidArgumentError("path must start with /");
+  }
+  std::string path;
+  path.reserve(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] != '%') {
+      path.push_back(raw[i]);
+      continue;
+    }
+    if (i + 2 >= raw.size() || !absl::ascii_isxdigit(raw[i + 1]) ||
+        !absl::ascii_isxdigit(raw[i + 2])) {
+      return absl::InvalidArgumentError("bad percent escape");
+    }
+    path += absl::HexStringToBytes(raw.substr(i + 1, 2));
+    i += 2;
+  }
+  for (absl::string_view segment : absl::StrSplit(path, '/')) {
+    if (segment.empty() || segment == "." || segment == "..") {
+      return absl::InvalidArgumentError("empty, '.' or '..' path segment");
+    }
+    if (segment.find('\0') != absl::string_view::npos ||
+        segment.find('\\') != absl::string_view::npos) {
+      return absl::InvalidArgumentError("NUL or backslash in path");
+    }
+  }
+  return path;
+}
+
+bool IsUnder(const std::string& root, absl::string_view resolved) {
+  if (root == "/") return true;
+  return resolved == root ||
+         (absl::StartsWith(resolved, root) && resolved[root.size()] == '/');
+}
+
+// What a failed realpath() or open() means to the client.
+absl::Status FileError(int error) {
+  if (error == EACCES || error == EPERM) {
+    return absl::PermissionDeniedError("permission denied");
+  }
+  if (error == ENOENT || error == ENOTDIR || error == ELOOP ||
+      error == ENAMETOOLONG) {
+    return absl::NotFoundError("not found");
+  }
+  return absl::InternalError(std::strerror(error));
+}
+
+// Opens `relative` under `root` for reading. The real path, symlinks
+// resolved, must stay under `root`; O_NOFOLLOW then keeps the last component
+// from being swapped for a symlink in between. Returns an owned descriptor.
+absl::StatusOr<int> OpenUnderRoot(const std::string& root,
+                                  const std::string& relative) {
+  const std::string joined =
+      absl::StrCat(root == "/" ? "" : root, "/", relative);
+  std::unique_ptr<char, decltype(&std::free)> resolved(
+      realpath(joined.c_str(), nullptr), &std::free);
+  if (resolved == nullptr) return FileError(errno);
+  if (!IsUnder(root, resolved.get())) {
+    LOG(WARNING) << "origin: refusing " << relative << ": resolves to "
+                 << resolved.get() << ", outside " << root;
+    return absl::NotFoundError("not found");
+  }
+  // O_NONBLOCK: opening a FIFO must not hang the worker.
+  int fd = open(resolved.get(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return FileError(errno);
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return absl::NotFoundError("not a file (directories are not listed)");
+  }
+  return fd;
+}
+
+int HttpStatusFor(const absl::Status& status) {
+  if (absl::IsNotFound(status)) return 404;
+  if (absl::IsPermissionDenied(status)) return 403;
+  return 500;
+}
+
+struct RangeRequest {
+  enum Kind { kWhole, kPart, kUnsatisfiable } kind = kWhole;
+  uint64_t first = 0;
+  uint64_t length = 0;
+};
+
+// Digits only; values past uint64 saturate (they can only mean "to the end").
+std::optional<uint64_t> ParseDigits(absl::string_view text) {
+  if (text.empty()) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (!absl::ascii_isdigit(c)) return std::nullopt;
+    const uint64_t digit = c - '0';
+    if (value > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
+      value = std::numeric_limits<uint64_t>::max();
+    } else {
+      value = value * 10 + digit;
+    }
+  }
+  return value;
+}
+
+// Interprets a Range header for a file of `size` bytes (RFC 9110 section 14).
+// Anything but one well-formed byte range means the whole file.
+RangeRequest ParseRange(const char* header, uint64_t size) {
+  RangeRequest whole;
+  if (header == nullptr || size == 0) return whole;
+  absl::string_view value = absl::StripAsciiWhitespace(header);
+  if (!absl::StartsWithIgnoreCase(value, "bytes=")) return whole;
+  value = absl::StripAsciiWhitespace(value.substr(6));
+  const size_t dash = value.find('-');
+  if (dash == absl::string_view::npos || absl::StrContains(value, ',')) {
+    return whole;
+  }
+  std::optional<uint64_t> last = ParseDigits(value.substr(dash + 1));
+  if (dash == 0) {  // bytes=-n: the final n bytes.
+    if (!last.has_value()) return whole;
+    if (*last == 0) return {RangeRequest::kUnsatisfiable};
+    const uint64_t length = std::min(*last, size);
+    return {RangeRequest::kPart, size - length, length};
+  }
+  std::optional<uint64_t> first = ParseDigits(value.substr(0, dash));
+  if (!first.has_value()) return whole;
+  const bool to_end = dash + 1 == value.size();  // bytes=a-
+  if (!to_end && (!last.has_value() || *last < *first)) return whole;
+  if (*first >= size) return {RangeRequest::kUnsatisfiable};
+  const uint64_t end = to_end ? size - 1 : std::min(*last, size - 1);
+  return {RangeRequest::kPart, *first, end - *first + 1};
+}
+
+std::string HttpDate(time_t t) {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed",
+                                          "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr",
+                                            "May", "Jun", "Jul", "Aug",
+                                            "Sep", "Oct", "Nov", "Dec"};
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  return absl::StrFormat("%s, %02d %s %04d %02d:%02d:%02d GMT",
+                         kDays[tm.tm_wday], tm.tm_mday, kMonths[tm.tm_mon],
+                         tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+// Strong: changes whenever the file is replaced or rewritten.
+std::string ETagFor(const struct stat& st) {
+  return absl::StrFormat(
+      "\"%x-%x-%x\"", static_cast<uint64_t>(st.st_ino),
+      static_cast<uint64_t>(st.st_size),
+      static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000u +
+          static_cast<uint64_t>(st.st_mtim.tv_nsec));
+}
+
+// If-None-Match uses the weak comparison: "W/" prefixes are ignored.
+bool IfNoneMatchHits(const char* header, absl::string_view etag) {
+  if (header == nullptr) return false;
+  for (absl::string_view tag : absl::StrSplit(header, ',')) {
+    tag = absl::StripAsciiWhitespace(tag);
+    absl::ConsumePrefix(&tag, "W/");
+    if (tag == "*" || tag == etag) return true;
+  }
+  return false;
+}
+
+bool IsImmutablePath(absl::string_view path) {
+  return absl::StartsWith(path, "pieces/") ||
+         absl::StartsWith(path, "layers/") ||
+         absl::StartsWith(path, "releases/");
+}
+
+// Copies [first, first + length) of `fd` to the client. Returns the bytes
+// written; fewer than `length` if the client went away or the file shrank,
+// and then the connection is closed after this response, since its
+// Content-Length promised more.
+uint64_t StreamFile(mg_connection* conn, int fd, uint64_t first,
+                    uint64_t length) {
+  std::vector<char> buffer(std::min(length, kChunkBytes));
+  uint64_t sent = 0;
+  while (sent < length) {
+    const size_t want = std::min<uint64_t>(buffer.size(), length - sent);
+    const ssize_t got = pread(fd, buffer.data(), want, first + sent);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      LOG(WARNING) << "origin: file ended or failed at offset " << first + sent
+                   << " of a promised " << first + length << " bytes";
+      break;
+    }
+    if (mg_write(conn, buffer.data(), got) != got) break;
+    sent += got;
+  }
+  if (sent < length) mg_disable_connection_keep_alive(conn);
+  return sent;
+}
+
+// The headers every response about the file `path` carries.
+std::map<std::string, std::string> FileHeaders(absl::string_view path,
+                                               const struct stat& st) {
+  return {
+      {"Accept-Ranges", "bytes"},
+      {"Cache-Control", IsImmutablePath(path) ? kImmutable : kNoCache},
+      {"Content-Type", absl::StartsWith(path, "names/")
+                           ? "text/plain"
+                           : "application/octet-stream"},
+      {"ETag", ETagFor(st)},
+      {"Last-Modified", HttpDate(st.st_mtim.tv_sec)},
+  };
+}
+
+// The range to send: the Range header, unless If-Range says the client's
+// partial copy is stale (then the whole file).
+RangeRequest RequestedRange(const mg_connection* conn, const struct stat& st,
+                            const std::map<std::string, std::string>& headers) {
+  const char* if_range = mg_get_header(conn, "If-Range");
+  if (if_range != nullptr && if_range != headers.at("ETag") &&
+      if_range != headers.at("Last-Modified")) {
+    return RangeRequest();
+  }
+  return ParseRange(mg_get_header(conn, "Range"), st.st_size);
+}
+
+// Opens a connection to the listener and drops it, to wake civetweb's
+// listening thread. Never blocks; failures are ignored.
+void Knock(const std::string& host, bool ipv6, int port) {
+  sockaddr_storage storage = {};
+  socklen_t length = 0;
+  if (ipv6) {
+    auto* addr = reinterpret_cast<sockaddr_in6*>(&storage);
+    addr->sin6_family = AF_INET6;
+    addr->sin6_port = htons(port);
+    inet_pton(AF_INET6, host == "::" ? "::1" : host.c_str(), &addr->sin6_addr);
+    length = sizeof(*addr);
+  } else {
+    auto* addr = reinterpret_cast<sockaddr_in*>(&storage);
+    addr->sin_family = AF_INET;
+    addr->sin_port = htons(port);
+    inet_pton(AF_INET, host == "0.0.0.0" ? "127.0.0.1" : host.c_str(),
+              &addr->sin_addr);
+    length = sizeof(*addr);
+  }
+  const int fd =
+      socket(storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  connect(fd, reinterpret_cast<sockaddr*>(&storage), length);
+  close(fd);
+}
+
+absl::once_flag civetweb_init_once;
+
+}  // namespace
+
+OriginServer::OriginServer(std::string root) : root_(std::move(root)) {}
+
+// civetweb's listening thread sees mg_stop() only when its poll() returns,
+// which on an idle server takes up to two seconds. Knocking on the listener
+// while mg_stop() runs on another thread makes it return at once; knocks are
+// repeated because one that lands before mg_stop() raised its flag is spent.
+OriginServer::~OriginServer() {
+  if (ctx_ == nullptr) return;
+  absl::Notification stopped;
+  std::thread stopper([this, &stopped] {
+    mg_stop(ctx_);
+    stopped.Notify();
+  });
+  do {
+    Knock(host_, ipv6_, port_);
+  } while (!stopped.WaitForNotificationWithTimeout(absl::Milliseconds(50)));
+  stopper.join();
+}
+
+absl::StatusOr<std::unique_ptr<OriginServer>> OriginServer::Start(
+    const OriginServerOptions& options) {
+  ASSIGN_OR_RETURN(ListenAddress address, ParseListen(options.listen));
+  if (address.ipv6 && mg_check_feature(MG_FEATURES_IPV6) == 0) {
+    return absl::UnimplementedError(absl::StrCat(
+        "cannot listen on ", options.listen,
+        ": this civetweb build has no IPv6 support; use an IPv4 address"));
+  }
+  if (options.num_threads < 1) {
+    return absl::InvalidArgumentError("num_threads must be at least 1");
+  }
+  if (options.root_dir.empty()) {
+    return absl::InvalidArgumentError("origin root directory is not set");
+  }
+  std::unique_ptr<char, decltype(&std::free)> root(
+      realpath(options.root_dir.c_str(), nullptr), &std::free);
+  struct stat st;
+  if (root == nullptr || stat(root.get(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("origin root ", options.root_dir,
+                                            ": ", std::strerror(errno)));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("origin root ", options.root_dir, " is not a directory"));
+  }
+  auto server = absl::WrapUnique(new OriginServer(root.get()));
+  server->host_ = address.host;
+  server->ipv6_ = address.ipv6;
+  RETURN_IF_ERROR(
+      server->Listen(absl::StrCat(address.Printable(), ":", address.port),
+                     options.num_threads));
+  LOG(INFO) << "origin: serving " << server->root_ << " at http://"
+            << server->address() << "/";
+  return server;
+}
+
+absl::Status OriginServer::Listen(const std::string& spec, int num_threads) {
+  absl::call_once(civetweb_init_once, [] { mg_init_library(0); });
+  const std::string threads = absl::StrCat(num_threads);
+  const char* options[] = {"listening_ports", spec.c_str(), "num_threads",
+                           threads.c_str(), "enable_keep_alive", "yes",
+                           "keep_alive_timeout_ms", kKeepAliveTimeoutMs,
+                           // Paths are decoded here, where NUL and "%2F"
+                           // can be seen and refused.
+                           "decode_url", "no", "tcp_nodelay", "1", nullptr};
+  mg_callbacks callbacks = {};
+  callbacks.init_context = &OriginServer::OnInitContext;
+  callbacks.log_message = &OriginServer::OnLogMessage;
+  mg_init_data init = {&callbacks, this, options};
+  ctx_ = mg_start2(&init, nullptr);
+  if (ctx_ == nullptr) {
+    absl::MutexLock lock(&mu_);
+    return absl::UnavailableError(absl::StrCat(
+        "cannot start HTTP origin on ", spec, ": ", last_civetweb_message_));
+  }
+  mg_server_port ports[1];
+  CHECK_EQ(mg_get_server_ports(ctx_, 1, ports), 1);
+  port_ = ports[0].port;
+  return absl::OkStatus();
+}
+
+// Registering here, before civetweb starts accepting, means no request can
+// arrive while the handler is missing.
+void OriginServer::OnInitContext(const mg_context* ctx) {
+  mg_context* mutable_ctx = const_cast<mg_context*>(ctx);
+  mg_set_request_handler(mutable_ctx, "/", &OriginServer::OnRequest,
+                         mg_get_user_data(ctx));
+}
+
+int OriginServer::OnLogMessage(const mg_connection* conn, const char* message) {
+  LOG(WARNING) << "civetweb: " << message;
+  auto* self = static_cast<OriginServer*>(
+      conn == nullptr ? nullptr : mg_get_user_data(mg_get_context(conn)));
+  if (self != nullptr) {
+    absl::MutexLock lock(&self->mu_);
+    if (self->last_civetweb_message_.empty()) {
+      self->last_civetweb_message_ = message;  // The first is the cause.
+    }
+  }
+  return 1;  // Handled; civetweb writes nothing itself.
+}
+
+int OriginServer::OnRequest(mg_connection* conn, void* self) {
+  auto* server = static_cast<OriginServer*>(self);
+  const Outcome outcome = server->HandleRequest(conn);
+  absl::MutexLock lock(&server->mu_);
+  server->stats_.body_bytes_sent += outcome.body_bytes;
+  return outcome.status;
+}
+
+std::string OriginServer::address() const {
+  return ipv6_ ? absl::StrCat("[", host_, "]:", port_)
+               : absl::StrCat(host_, ":", port_);
+}
+
+OriginServerStats OriginServer::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+OriginServer::Outcome OriginServer::HandleRequest(mg_connection* conn) {
+  const mg_request_info* info = mg_get_request_info(conn);
+  const absl::string_view method = info->request_method;
+  const bool head = method == "HEAD";
+  if (!head && method != "GET") {
+    return SendError(conn, 405, "method not allowed: use GET or HEAD", head,
+                     {{"Allow", kAllowedMethods}});
+  }
+  if (info->local_uri_raw == nullptr) {
+    return SendError(conn, 400, "bad request target", head);
+  }
+  if (absl::string_view(info->local_uri_raw) == "/") {
+    return SendError(conn, 404, "not found: directories are not listed", head);
+  }
+  absl::StatusOr<std::string> path = DecodeRequestPath(info->local_uri_raw);
+  if (!path.ok()) {
+    return SendError(conn, 400,
+                     absl::StrCat("invalid path: ", path.status().message()),
+                     head);
+  }
+  absl::StatusOr<int> fd = OpenUnderRoot(root_, *path);
+  if (!fd.ok()) {
+    return SendError(conn, HttpStatusFor(fd.status()),
+                     std::string(fd.status().message()), head);
+  }
+  absl::Cleanup close_fd = [&fd] { close(*fd); };
+  return ServeFile(conn, *path, *fd, head);
+}
+
+OriginServer::Outcome OriginServer::ServeFile(mg_connection* conn,
+                                              const std::string& path, int fd,
+                                              bool head) {
+  struct stat st;
+  CHECK_EQ(fstat(fd, &st), 0) << "fstat on an open regular file";
+  const uint64_t size = st.st_size;
+  std::map<std::string, std::string> headers = FileHeaders(path, st);
+  if (IfNoneMatchHits(mg_get_header(conn, "If-None-Match"), headers["ETag"])) {
+    headers["Content-Length"] = absl::StrCat(size);  // As a 200 would say.
+    SendHeaders(conn, 304, headers);
+    return {304, 0};
+  }
+  RangeRequest range = RequestedRange(conn, st, headers);
+  if (range.kind == RangeRequest::kUnsatisfiable) {
+    return SendError(conn, 416, "range not satisfiable", head,
+                     {{"Accept-Ranges", "bytes"},
+                      {"Content-Range", absl::StrCat("bytes */", size)}});
+  }
+  int status = 200;
+  if (range.kind == RangeRequest::kPart) {
+    status = 206;
+    headers["Content-Range"] = absl::StrCat(
+        "bytes ", range.first, "-", range.first + range.length - 1, "/", size);
+  } else {
+    range = {RangeRequest::kWhole, 0, size};
+  }
+  headers["Content-Length"] = absl::StrCat(range.length);
+  SendHeaders(conn, status, headers);
+  if (head) return {status, 0};
+  return {status, StreamFile(conn, fd, range.first, range.length)};
+}
+
+void OriginServer::SendHeaders(
+    mg_connection* conn, int status,
+    const std::map<std::string, std::string>& headers) {
+  {
+    absl::MutexLock lock(&mu_);
+    ++stats_.responses_by_status[status];
+  }
+  mg_response_header_start(conn, status);
+  for (const auto& [name, value] : headers) {
+    mg_response_header_add(conn, name.c_str(), value.c_str(),
+                           static_cast<int>(value.size()));
+  }
+  mg_response_header_send(conn);
+}
+
+OriginServer::Outcome OriginServer::SendError(
+    mg_connection* conn, int status, const std::string& text, bool head,
+    std::map<std::string, std::string> extra) {
+  const std::string body = absl::StrCat(text, "\n");
+  extra["Content-Type"] = "text/plain; charset=utf-8";
+  extra["Content-Length"] = absl::StrCat(body.size());
+  extra["Cache-Control"] = kNoCache;
+  SendHeaders(conn, status, extra);
+  if (head) return {status, 0};
+  const int written = mg_write(conn, body.data(), body.size());
+  return {status, written > 0 ? static_cast<uint64_t>(written) : 0};
+}
+
+}  // namespace shoal::publisher
