@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
@@ -64,10 +65,21 @@ absl::Status CryptoError(absl::string_view what) {
 // Never prompts for a passphrase: encrypted keys are refused instead.
 int NoPassphrase(char*, int, int, void*) { return 0; }
 
-// A read-only memory BIO over `data`, or null if it is too large to be a key.
-Bio ReadBio(absl::string_view data) {
-  if (data.size() > kMaxKeyFileBytes) return nullptr;
-  return Bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+// A read-only memory BIO over `pem`, which must hold a PEM block `label`.
+absl::StatusOr<Bio> PemBio(absl::string_view pem, absl::string_view label) {
+  if (pem.size() > kMaxKeyFileBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "PEM text of ", pem.size(), " bytes is too large to be a key"));
+  }
+  const std::string begin = absl::StrCat("-----BEGIN ", label, "-----");
+  if (!absl::StrContains(pem, begin)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no \"", begin, "\" block: not a ",
+                     absl::AsciiStrToLower(label), " PEM"));
+  }
+  Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (bio == nullptr) return CryptoError("reading PEM text");
+  return bio;
 }
 
 std::string BioContents(BIO* bio) {
@@ -181,15 +193,10 @@ absl::StatusOr<PublicKey> PublicKey::FromRaw(absl::string_view raw32) {
 }
 
 absl::StatusOr<PublicKey> PublicKey::FromPem(absl::string_view pem) {
-  if (!absl::StrContains(pem, "-----BEGIN PUBLIC KEY-----")) {
-    return absl::InvalidArgumentError(
-        "no \"-----BEGIN PUBLIC KEY-----\" block: not a public key PEM");
-  }
+  ASSIGN_OR_RETURN(Bio bio, PemBio(pem, "PUBLIC KEY"));
   // Decoders may queue errors even when they succeed.
   absl::Cleanup clear_errors = [] { ERR_clear_error(); };
-  Bio bio = ReadBio(pem);
-  Pkey pkey(bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, NoPassphrase, nullptr)
-                : nullptr);
+  Pkey pkey(PEM_read_bio_PUBKEY(bio.get(), nullptr, NoPassphrase, nullptr));
   if (pkey == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("public key PEM does not decode (", DrainErrors(), ")"));
@@ -254,17 +261,10 @@ absl::StatusOr<PrivateKey> PrivateKey::FromPem(absl::string_view pem) {
         "with `openssl pkey -in KEY -out PLAIN_KEY` and protect the file "
         "instead");
   }
-  if (!absl::StrContains(pem, "-----BEGIN PRIVATE KEY-----")) {
-    return absl::InvalidArgumentError(
-        "no \"-----BEGIN PRIVATE KEY-----\" block: not a PKCS#8 private key "
-        "PEM");
-  }
+  ASSIGN_OR_RETURN(Bio bio, PemBio(pem, "PRIVATE KEY"));
   // Decoders may queue errors even when they succeed.
   absl::Cleanup clear_errors = [] { ERR_clear_error(); };
-  Bio bio = ReadBio(pem);
-  Pkey pkey(
-      bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr)
-          : nullptr);
+  Pkey pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
   if (pkey == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("private key PEM does not decode (", DrainErrors(), ")"));

@@ -197,6 +197,13 @@ TEST(Ed25519Test, FromPemRejectsCorruptBase64) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(Ed25519Test, FromPemRejectsOversizedText) {
+  std::string pem = RfcPrivatePem() + std::string(100 * 1024, '\n');
+  absl::StatusOr<PrivateKey> key = PrivateKey::FromPem(pem);
+  EXPECT_EQ(key.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(key.status().message()), HasSubstr("too large"));
+}
+
 TEST(Ed25519Test, FromPemRejectsEncryptedKeyWithAdvice) {
   absl::StatusOr<PrivateKey> key =
       PrivateKey::FromPem(Pem("ENCRYPTED PRIVATE KEY", "whatever"));

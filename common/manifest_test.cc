@@ -1,6 +1,7 @@
 #include "common/manifest.h"
 
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -271,8 +272,8 @@ TEST_F(ManifestTest, RefusesInvalidBodyEvenWhenSignedByTrustedKey) {
   body.mutable_files(0)->set_path("../etc/passwd");
   v1::SignedManifest signed_manifest;
   signed_manifest.set_body(body.SerializeAsString());
-  ASSERT_TRUE(AddSignature(signed_manifest, a_).code() ==
-              absl::StatusCode::kInvalidArgument);
+  ASSERT_EQ(AddSignature(signed_manifest, a_).code(),
+            absl::StatusCode::kInvalidArgument);
   // Sign the bytes directly, as a publisher without validation would.
   v1::Signature* signature = signed_manifest.add_signatures();
   signature->set_key_id(a_.public_key().key_id());
@@ -340,6 +341,8 @@ struct InvalidBodyCase {
   std::function<void(v1::ManifestBody&)> mutate;
   std::string reason;
 };
+
+void PrintTo(const InvalidBodyCase& c, std::ostream* os) { *os << c.name; }
 
 void SetPaths(v1::ManifestBody& body, std::vector<std::string> paths) {
   body.clear_files();

@@ -227,7 +227,6 @@ int RunServe(const CliFlags& flags) {
   absl::StatusOr<std::unique_ptr<OriginServer>> server =
       OriginServer::Start(ServeOptions(flags));
   if (!server.ok()) return Fail(server.status());
-  LOG(INFO) << "serving origin " << flags.origin << " on http://" << (*server)->address();
   if (!flags.ready_file.empty()) {
     absl::Status s = WriteFileAtomically(flags.ready_file,
                                          absl::StrCat((*server)->address(), "\n"), 0644);

@@ -159,6 +159,15 @@ TEST_F(CreateTest, SequenceDefaultsToPublishTimeAndCanBeSet) {
   EXPECT_EQ(second->manifest.body().sequence(), 42u);
 }
 
+TEST_F(CreateTest, DurableCreateSyncsAndVerifies) {
+  WriteInput("f", 2 * kPiece + 1);
+  CreateOptions o = Options();
+  o.durable = true;
+  auto result = CreateRelease(o, clock_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(Verify("game-server@1.0").ok());
+}
+
 TEST_F(CreateTest, RefusesSymlinkNamingIt) {
   WriteInput("real", 10);
   ASSERT_EQ(symlink("real", (input_ + "/link").c_str()), 0);

@@ -4,7 +4,7 @@
 #include <civetweb.h>
 #include <fcntl.h>
 #include <glog/logging.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,7 +14,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <limits>
 #include <map>
 #include <optional>
 #include <thread>
@@ -70,7 +69,7 @@ absl::StatusOr<ListenAddress> ParseListen(absl::string_view listen) {
   absl::string_view host = listen.substr(0, colon);
   absl::string_view port_text = listen.substr(colon + 1);
   ListenAddress address;
-  if (port_text.empty() || port_text.size() > 5 ||
+  if (port_text.empty() ||
       !std::all_of(port_text.begin(), port_text.end(), absl::ascii_isdigit) ||
       !absl::SimpleAtoi(port_text, &address.port) || address.port > 65535) {
     return absl::InvalidArgumentError(
@@ -165,30 +164,18 @@ absl::StatusOr<int> OpenUnderRoot(const std::string& root,
   return fd;
 }
 
-int HttpStatusFor(const absl::Status& status) {
-  if (absl::IsNotFound(status)) return 404;
-  if (absl::IsPermissionDenied(status)) return 403;
-  return 500;
-}
-
 struct RangeRequest {
   enum Kind { kWhole, kPart, kUnsatisfiable } kind = kWhole;
   uint64_t first = 0;
   uint64_t length = 0;
 };
 
-// Digits only; values past uint64 saturate (they can only mean "to the end").
 std::optional<uint64_t> ParseDigits(absl::string_view text) {
-  if (text.empty()) return std::nullopt;
-  uint64_t value = 0;
-  for (char c : text) {
-    if (!absl::ascii_isdigit(c)) return std::nullopt;
-    const uint64_t digit = c - '0';
-    if (value > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
-      value = std::numeric_limits<uint64_t>::max();
-    } else {
-      value = value * 10 + digit;
-    }
+  uint64_t value;
+  if (text.empty() ||
+      !std::all_of(text.begin(), text.end(), absl::ascii_isdigit) ||
+      !absl::SimpleAtoi(text, &value)) {
+    return std::nullopt;
   }
   return value;
 }
@@ -298,42 +285,25 @@ std::map<std::string, std::string> FileHeaders(absl::string_view path,
   };
 }
 
-// The range to send: the Range header, unless If-Range says the client's
-// partial copy is stale (then the whole file).
-RangeRequest RequestedRange(const mg_connection* conn, const struct stat& st,
-                            const std::map<std::string, std::string>& headers) {
-  const char* if_range = mg_get_header(conn, "If-Range");
-  if (if_range != nullptr && if_range != headers.at("ETag") &&
-      if_range != headers.at("Last-Modified")) {
-    return RangeRequest();
-  }
-  return ParseRange(mg_get_header(conn, "Range"), st.st_size);
-}
-
 // Opens a connection to the listener and drops it, to wake civetweb's
-// listening thread. Never blocks; failures are ignored.
-void Knock(const std::string& host, bool ipv6, int port) {
-  sockaddr_storage storage = {};
-  socklen_t length = 0;
-  if (ipv6) {
-    auto* addr = reinterpret_cast<sockaddr_in6*>(&storage);
-    addr->sin6_family = AF_INET6;
-    addr->sin6_port = htons(port);
-    inet_pton(AF_INET6, host == "::" ? "::1" : host.c_str(), &addr->sin6_addr);
-    length = sizeof(*addr);
-  } else {
-    auto* addr = reinterpret_cast<sockaddr_in*>(&storage);
-    addr->sin_family = AF_INET;
-    addr->sin_port = htons(port);
-    inet_pton(AF_INET, host == "0.0.0.0" ? "127.0.0.1" : host.c_str(),
-              &addr->sin_addr);
-    length = sizeof(*addr);
+// listening thread. Never blocks; failures do not matter.
+void Knock(std::string host, int port) {
+  if (host == "0.0.0.0") host = "127.0.0.1";  // Wildcards answer on loopback.
+  if (host == "::") host = "::1";
+  addrinfo hints = {};
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), absl::StrCat(port).c_str(), &hints, &found)) {
+    return;
   }
   const int fd =
-      socket(storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  connect(fd, reinterpret_cast<sockaddr*>(&storage), length);
-  close(fd);
+      socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    connect(fd, found->ai_addr, found->ai_addrlen);
+    close(fd);
+  }
+  freeaddrinfo(found);
 }
 
 absl::once_flag civetweb_init_once;
@@ -354,7 +324,7 @@ OriginServer::~OriginServer() {
     stopped.Notify();
   });
   do {
-    Knock(host_, ipv6_, port_);
+    Knock(host_, port_);
   } while (!stopped.WaitForNotificationWithTimeout(absl::Milliseconds(50)));
   stopper.join();
 }
@@ -398,12 +368,17 @@ absl::StatusOr<std::unique_ptr<OriginServer>> OriginServer::Start(
 absl::Status OriginServer::Listen(const std::string& spec, int num_threads) {
   absl::call_once(civetweb_init_once, [] { mg_init_library(0); });
   const std::string threads = absl::StrCat(num_threads);
-  const char* options[] = {"listening_ports", spec.c_str(), "num_threads",
-                           threads.c_str(), "enable_keep_alive", "yes",
-                           "keep_alive_timeout_ms", kKeepAliveTimeoutMs,
-                           // Paths are decoded here, where NUL and "%2F"
-                           // can be seen and refused.
-                           "decode_url", "no", "tcp_nodelay", "1", nullptr};
+  // decode_url=no: paths are decoded here, where NUL and "%2F" can be seen.
+  // clang-format off
+  const char* options[] = {
+      "listening_ports", spec.c_str(),
+      "num_threads", threads.c_str(),
+      "enable_keep_alive", "yes",
+      "keep_alive_timeout_ms", kKeepAliveTimeoutMs,
+      "decode_url", "no",
+      "tcp_nodelay", "1",
+      nullptr};
+  // clang-format on
   mg_callbacks callbacks = {};
   callbacks.init_context = &OriginServer::OnInitContext;
   callbacks.log_message = &OriginServer::OnLogMessage;
@@ -412,7 +387,7 @@ absl::Status OriginServer::Listen(const std::string& spec, int num_threads) {
   if (ctx_ == nullptr) {
     absl::MutexLock lock(&mu_);
     return absl::UnavailableError(absl::StrCat(
-        "cannot start HTTP origin on ", spec, ": ", last_civetweb_message_));
+        "cannot start HTTP origin on ", spec, ": ", first_civetweb_message_));
   }
   mg_server_port ports[1];
   CHECK_EQ(mg_get_server_ports(ctx_, 1, ports), 1);
@@ -434,8 +409,8 @@ int OriginServer::OnLogMessage(const mg_connection* conn, const char* message) {
       conn == nullptr ? nullptr : mg_get_user_data(mg_get_context(conn)));
   if (self != nullptr) {
     absl::MutexLock lock(&self->mu_);
-    if (self->last_civetweb_message_.empty()) {
-      self->last_civetweb_message_ = message;  // The first is the cause.
+    if (self->first_civetweb_message_.empty()) {
+      self->first_civetweb_message_ = message;  // The first is the cause.
     }
   }
   return 1;  // Handled; civetweb writes nothing itself.
@@ -481,8 +456,10 @@ OriginServer::Outcome OriginServer::HandleRequest(mg_connection* conn) {
   }
   absl::StatusOr<int> fd = OpenUnderRoot(root_, *path);
   if (!fd.ok()) {
-    return SendError(conn, HttpStatusFor(fd.status()),
-                     std::string(fd.status().message()), head);
+    const int status = absl::IsNotFound(fd.status())           ? 404
+                       : absl::IsPermissionDenied(fd.status()) ? 403
+                                                               : 500;
+    return SendError(conn, status, std::string(fd.status().message()), head);
   }
   absl::Cleanup close_fd = [&fd] { close(*fd); };
   return ServeFile(conn, *path, *fd, head);
@@ -500,7 +477,7 @@ OriginServer::Outcome OriginServer::ServeFile(mg_connection* conn,
     SendHeaders(conn, 304, headers);
     return {304, 0};
   }
-  RangeRequest range = RequestedRange(conn, st, headers);
+  RangeRequest range = ParseRange(mg_get_header(conn, "Range"), size);
   if (range.kind == RangeRequest::kUnsatisfiable) {
     return SendError(conn, 416, "range not satisfiable", head,
                      {{"Accept-Ranges", "bytes"},

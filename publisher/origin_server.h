@@ -15,8 +15,9 @@
 //     bytes`, a strong ETag and Last-Modified.
 //   - Range: one `bytes=a-b`, `bytes=a-` or `bytes=-n` range gives 206 with
 //     Content-Range; an unsatisfiable one gives 416 with
-//     `Content-Range: bytes */SIZE`. Several ranges, a malformed header, an
-//     If-Range that does not match, or an empty file give the full 200.
+//     `Content-Range: bytes */SIZE`. Several ranges, a malformed header or an
+//     empty file give the full 200. If-Range is not supported: objects are
+//     content-addressed, and agents verify every byte anyway.
 //   - If-None-Match matching the ETag (or "*") gives 304.
 //   - `pieces/`, `layers/` and `releases/` hold content-addressed objects:
 //     `Cache-Control: public, max-age=31536000, immutable`. Everything else,
@@ -128,8 +129,8 @@ class OriginServer {
 
   mutable absl::Mutex mu_;
   OriginServerStats stats_ ABSL_GUARDED_BY(mu_);
-  // civetweb's most recent log message; explains a failed start.
-  std::string last_civetweb_message_ ABSL_GUARDED_BY(mu_);
+  // civetweb's first log message; explains a failed start.
+  std::string first_civetweb_message_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace shoal::publisher

@@ -20,7 +20,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -270,24 +269,6 @@ TEST_F(OriginServerTest, MalformedRangesReturnWholeFile) {
   }
 }
 
-TEST_F(OriginServerTest, StaleIfRangeReturnsWholeFile) {
-  StartServer();
-  Response r =
-      Fetch("/pieces/p1", {"GET", {"Range: bytes=0-9", "If-Range: \"stale\""}});
-  EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.body.size(), 1000u);
-}
-
-TEST_F(OriginServerTest, MatchingIfRangeReturnsPart) {
-  StartServer();
-  const std::string etag = Fetch("/pieces/p1").headers["etag"];
-  Response r =
-      Fetch("/pieces/p1",
-            {"GET", {"Range: bytes=0-9", absl::StrCat("If-Range: ", etag)}});
-  EXPECT_EQ(r.status, 206);
-  EXPECT_EQ(r.body, AllBytes(10));
-}
-
 TEST_F(OriginServerTest, SendsEtagAndLastModified) {
   StartServer();
   Response r = Fetch("/pieces/p1");
@@ -496,20 +477,15 @@ TEST_F(OriginServerTest, StartRejectsMalformedListen) {
   }
 }
 
-TEST_F(OriginServerTest, StartRejectsIpv6WhenCivetwebLacksIt) {
-  if (mg_check_feature(MG_FEATURES_IPV6) != 0) {
-    GTEST_SKIP() << "this civetweb supports IPv6";
-  }
+// Debian's civetweb 1.15 is built without IPv6: an IPv6 listen address must
+// then be refused with a clear error; with IPv6 it must serve.
+TEST_F(OriginServerTest, Ipv6ListenServesOrIsRefusedClearly) {
   auto server = OriginServer::Start({root_.string(), "[::1]:0"});
-  EXPECT_EQ(server.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(server.status().message(), HasSubstr("IPv6"));
-}
-
-TEST_F(OriginServerTest, ServesOnIpv6Loopback) {
   if (mg_check_feature(MG_FEATURES_IPV6) == 0) {
-    GTEST_SKIP() << "this civetweb has no IPv6 support";
+    EXPECT_EQ(server.status().code(), absl::StatusCode::kUnimplemented);
+    EXPECT_THAT(server.status().message(), HasSubstr("IPv6"));
+    return;
   }
-  auto server = OriginServer::Start({root_.string(), "[::1]:0"});
   ASSERT_TRUE(server.ok()) << server.status();
   server_ = std::move(*server);
   EXPECT_EQ(server_->address(), absl::StrCat("[::1]:", server_->port()));
