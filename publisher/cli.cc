@@ -20,6 +20,7 @@
 #include "publisher/create.h"
 #include "publisher/inspect.h"
 #include "publisher/origin_server.h"
+#include "publisher/register.h"
 #include "publisher/verify.h"
 
 namespace shoal::publisher {
@@ -235,6 +236,42 @@ int RunServe(const CliFlags& flags) {
   int sig = 0;
   sigwait(&stop, &sig);
   LOG(INFO) << "stopping on signal " << sig;
+  return 0;
+}
+
+int RunRegister(const CliFlags& flags, const std::vector<std::string>& args) {
+  if (args.size() != 1) {
+    return Usage("register needs --tracker=ADDRS --origin=DIR --origin_url=URL and one NAME@VERSION or RELEASE_ID");
+  }
+  absl::StatusOr<GrpcSecurity> security = GrpcSecurity::Create(
+      TlsFlags{flags.tls_cert, flags.tls_key, flags.tls_ca, flags.insecure});
+  if (!security.ok()) return Fail(security.status());
+  RegisterOptions options;
+  options.origin_dir = flags.origin;
+  options.release = args[0];
+  options.origin_urls = flags.origin_urls;
+  options.trackers = flags.trackers;
+  std::string id;
+  absl::StatusOr<std::vector<RegisterOutcome>> outcomes =
+      RegisterRelease(options, *security, &id);
+  if (!outcomes.ok()) return Fail(outcomes.status());
+  int failed = 0;
+  for (const RegisterOutcome& o : *outcomes) {
+    if (o.status.ok()) {
+      std::cerr << o.tracker << ": " << (o.created ? "registered " : "already registered ")
+                << id << "\n";
+    } else {
+      ++failed;
+      std::cerr << o.tracker << ": " << absl::StatusCodeToString(o.status.code()) << ": "
+                << o.status.message() << "\n";
+    }
+  }
+  if (failed > 0) {
+    std::cerr << "shoal-publish: " << failed << " of " << outcomes->size()
+              << " tracker(s) did not accept the release\n";
+    return 1;
+  }
+  std::cout << id << "\n";
   return 0;
 }
 

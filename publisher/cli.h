@@ -28,6 +28,10 @@ struct CliFlags {
   std::string ready_file;
   int threads = 0;
   bool durable = false;
+  std::vector<std::string> trackers;
+  std::vector<std::string> origin_urls;
+  std::string tls_cert, tls_key, tls_ca;
+  bool insecure = false;
 };
 
 int RunKeygen(const CliFlags& flags);
@@ -37,5 +41,6 @@ int RunCreate(const CliFlags& flags, const std::vector<std::string>& inputs);
 int RunVerify(const CliFlags& flags, const std::vector<std::string>& args);
 int RunInspect(const CliFlags& flags, const std::vector<std::string>& args);
 int RunServe(const CliFlags& flags);
+int RunRegister(const CliFlags& flags, const std::vector<std::string>& args);
 
 }  // namespace shoal::publisher

@@ -27,6 +27,12 @@ ABSL_FLAG(bool, json, false, "inspect: print one JSON object");
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080", "serve: HOST:PORT to listen on (port 0 picks one)");
 ABSL_FLAG(std::string, ready_file, "", "serve: file to write the bound address to once serving");
 ABSL_FLAG(int, threads, 0, "create/verify: worker threads (0: one per core)");
+ABSL_FLAG(std::vector<std::string>, tracker, {}, "register: tracker addresses HOST:PORT, comma-separated (every datacenter's, or replicas)");
+ABSL_FLAG(std::vector<std::string>, origin_url, {}, "register: base URLs of the origin tree, comma-separated");
+ABSL_FLAG(std::string, tls_cert, "", "register: PEM client certificate (an admin identity on the trackers)");
+ABSL_FLAG(std::string, tls_key, "", "register: PEM key of --tls_cert");
+ABSL_FLAG(std::string, tls_ca, "", "register: PEM fleet CA");
+ABSL_FLAG(bool, insecure, false, "register: plaintext to loopback trackers (demos)");
 ABSL_FLAG(bool, durable, false, "create: sync all objects to disk before writing the manifest (survives power loss; runs at disk speed)");
 
 namespace {
@@ -40,7 +46,9 @@ constexpr char kUsage[] =
     "  sign    --key=PATH... MANIFEST           add co-signatures\n"
     "  verify  --origin=DIR --trust=FILE NAME@VERSION|RELEASE_ID\n"
     "  inspect [--json] [--trust=FILE] MANIFEST\n"
-    "  serve   --origin=DIR --listen=HOST:PORT [--ready_file=F]";
+    "  serve   --origin=DIR --listen=HOST:PORT [--ready_file=F]\n"
+    "  register --tracker=ADDRS --origin=DIR --origin_url=URL NAME@VERSION|RELEASE_ID\n"
+    "          [--tls_cert=F --tls_key=F --tls_ca=F | --insecure]";
 
 // absl flags keep only the last occurrence of a flag; --key may be given once
 // per signer, so its occurrences are taken out of argv first.
@@ -93,6 +101,12 @@ int main(int argc, char** argv) {
   flags.ready_file = absl::GetFlag(FLAGS_ready_file);
   flags.threads = absl::GetFlag(FLAGS_threads);
   flags.durable = absl::GetFlag(FLAGS_durable);
+  flags.trackers = absl::GetFlag(FLAGS_tracker);
+  flags.origin_urls = absl::GetFlag(FLAGS_origin_url);
+  flags.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  flags.tls_key = absl::GetFlag(FLAGS_tls_key);
+  flags.tls_ca = absl::GetFlag(FLAGS_tls_ca);
+  flags.insecure = absl::GetFlag(FLAGS_insecure);
 
   using namespace shoal::publisher;
   if (command == "keygen") return RunKeygen(flags);
@@ -102,6 +116,7 @@ int main(int argc, char** argv) {
   if (command == "verify") return RunVerify(flags, rest);
   if (command == "inspect") return RunInspect(flags, rest);
   if (command == "serve") return RunServe(flags);
+  if (command == "register") return RunRegister(flags, rest);
   std::cerr << "shoal-publish: unknown command \"" << command << "\"\n" << kUsage << "\n";
   return 2;
 }

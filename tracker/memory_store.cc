@@ -175,9 +175,9 @@ absl::StatusOr<bool> MemoryStore::TryAcquireLease(const LeaseKey& key,
   return false;
 }
 
-absl::StatusOr<uint32_t> MemoryStore::CountLeases(
-    const std::string& release_id, const std::string& datacenter,
-    absl::Time now) {
+absl::StatusOr<uint32_t> MemoryStore::CountLeases(const std::string& release_id,
+                                                  const std::string& datacenter,
+                                                  absl::Time now) {
   absl::MutexLock lock(&mu_);
   NoteNow(now);
   auto sit = leases_.find(SwarmKey(release_id, datacenter));
@@ -240,5 +240,10 @@ absl::StatusOr<std::optional<ChannelRecord>> MemoryStore::GetChannel(
 }
 
 absl::Status MemoryStore::Ping() { return absl::OkStatus(); }
+
+size_t MemoryStore::EntryCount() {
+  absl::MutexLock lock(&mu_);
+  return peer_count_ + lease_count_;
+}
 
 }  // namespace shoal::tracker
