@@ -128,6 +128,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
       "enable_keep_alive", "yes",
       "keep_alive_timeout_ms", kKeepAliveTimeoutMs,
       "decode_url", "no",
+      "tcp_nodelay", options.tcp_nodelay ? "1" : "0",
       nullptr};
   // clang-format on
   mg_callbacks callbacks = {};
@@ -191,16 +192,23 @@ int HttpServer::OnRequest(mg_connection* conn, void* self) {
   return static_cast<HttpServer*>(self)->handler_(conn);
 }
 
+void SendHttpHeaders(mg_connection* conn, int status,
+                     const HttpHeaders& headers) {
+  mg_response_header_start(conn, status);
+  for (const auto& [name, value] : headers) {
+    mg_response_header_add(conn, name.c_str(), value.c_str(),
+                           static_cast<int>(value.size()));
+  }
+  mg_response_header_send(conn);
+}
+
 int SendHttpResponse(mg_connection* conn, int status,
                      absl::string_view content_type, absl::string_view body,
                      bool head) {
-  const std::string length = absl::StrCat(body.size());
-  const std::string type(content_type);
-  mg_response_header_start(conn, status);
-  mg_response_header_add(conn, "Content-Type", type.c_str(), -1);
-  mg_response_header_add(conn, "Content-Length", length.c_str(), -1);
-  mg_response_header_add(conn, "Cache-Control", "no-cache", -1);
-  mg_response_header_send(conn);
+  SendHttpHeaders(conn, status,
+                  {{"Content-Type", std::string(content_type)},
+                   {"Content-Length", absl::StrCat(body.size())},
+                   {"Cache-Control", "no-cache"}});
   if (!head && !body.empty()) mg_write(conn, body.data(), body.size());
   return status;
 }

@@ -1,8 +1,8 @@
 #pragma once
 
-// A civetweb HTTP server with the project's conventions, for the small HTTP
-// listeners daemons run beside gRPC (metrics, health). It takes care of the
-// civetweb quirks once:
+// A civetweb HTTP server with the project's conventions, for the HTTP
+// listeners daemons run beside gRPC (metrics, health) and for the publisher's
+// embedded origin. It takes care of the civetweb quirks once:
 //   - listen addresses are numeric HOST:PORT; port 0 picks a free port and
 //     address() reports the real one;
 //   - a failed start (address in use, no permission) reports civetweb's
@@ -13,6 +13,7 @@
 //     notices mg_stop() only when its poll() times out, up to two seconds.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -52,6 +53,9 @@ struct HttpServerOptions {
   // civetweb holds one thread per open connection, idle kept-alive ones
   // included, so this bounds concurrent clients.
   int num_threads = 4;
+  // Sets TCP_NODELAY on accepted connections, so a response's last segment
+  // is not held back waiting for the client's acknowledgement.
+  bool tcp_nodelay = false;
 };
 
 // A running civetweb server sending every request to one handler.
@@ -91,6 +95,14 @@ class HttpServer {
   // civetweb's first log message; explains a failed start.
   std::string first_message_ ABSL_GUARDED_BY(mu_);
 };
+
+// Response headers by name; sent in the map's order.
+using HttpHeaders = std::map<std::string, std::string>;
+
+// Sends the status line and `headers`; the body, if any, follows with
+// mg_write(). The caller supplies Content-Length.
+void SendHttpHeaders(mg_connection* conn, int status,
+                     const HttpHeaders& headers);
 
 // Sends a whole response: `status`, Content-Type, Content-Length,
 // `Cache-Control: no-cache`, and `body` unless `head` (a HEAD request).

@@ -132,23 +132,30 @@ Pkey NewPrivatePkey(const std::string& seed) {
       seed.size()));
 }
 
+// One of the PEM_read_bio_* key decoders.
+using PemKeyReader = EVP_PKEY* (*)(BIO*, EVP_PKEY**, pem_password_cb*, void*);
+
+// Decodes the key in the PEM block `label` of `pem` with `read` and checks
+// that it is Ed25519. `kind` names the key in errors: "public key".
+absl::StatusOr<Pkey> ReadEd25519Pem(absl::string_view pem,
+                                    absl::string_view label,
+                                    absl::string_view kind, PemKeyReader read) {
+  ASSIGN_OR_RETURN(Bio bio, PemBio(pem, label));
+  // Decoders may queue errors even when they succeed.
+  absl::Cleanup clear_errors = [] { ERR_clear_error(); };
+  Pkey pkey(read(bio.get(), nullptr, NoPassphrase, nullptr));
+  if (pkey == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kind, " PEM does not decode (", DrainErrors(), ")"));
+  }
+  RETURN_IF_ERROR(CheckEd25519(pkey.get()));
+  return pkey;
+}
+
 // Prefixes a parse error with the file it came from.
 absl::Status InFile(const std::string& path, const absl::Status& status) {
   return absl::Status(status.code(),
                       absl::StrCat("key file ", path, ": ", status.message()));
-}
-
-absl::Status SyncParentDirectory(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  if (dir.empty()) dir = "/";
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoToStatus(errno, "cannot open directory", dir);
-  int rc = fsync(fd);
-  int err = errno;
-  close(fd);
-  if (rc != 0) return ErrnoToStatus(err, "cannot fsync directory", dir);
-  return absl::OkStatus();
 }
 
 // Writes `contents` to a fresh temporary file beside `path` (mkstemp creates
@@ -193,15 +200,8 @@ absl::StatusOr<PublicKey> PublicKey::FromRaw(absl::string_view raw32) {
 }
 
 absl::StatusOr<PublicKey> PublicKey::FromPem(absl::string_view pem) {
-  ASSIGN_OR_RETURN(Bio bio, PemBio(pem, "PUBLIC KEY"));
-  // Decoders may queue errors even when they succeed.
-  absl::Cleanup clear_errors = [] { ERR_clear_error(); };
-  Pkey pkey(PEM_read_bio_PUBKEY(bio.get(), nullptr, NoPassphrase, nullptr));
-  if (pkey == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("public key PEM does not decode (", DrainErrors(), ")"));
-  }
-  RETURN_IF_ERROR(CheckEd25519(pkey.get()));
+  ASSIGN_OR_RETURN(Pkey pkey, ReadEd25519Pem(pem, "PUBLIC KEY", "public key",
+                                             &PEM_read_bio_PUBKEY));
   ASSIGN_OR_RETURN(std::string raw, RawPublic(pkey.get()));
   return PublicKey(std::move(raw));
 }
@@ -261,15 +261,8 @@ absl::StatusOr<PrivateKey> PrivateKey::FromPem(absl::string_view pem) {
         "with `openssl pkey -in KEY -out PLAIN_KEY` and protect the file "
         "instead");
   }
-  ASSIGN_OR_RETURN(Bio bio, PemBio(pem, "PRIVATE KEY"));
-  // Decoders may queue errors even when they succeed.
-  absl::Cleanup clear_errors = [] { ERR_clear_error(); };
-  Pkey pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
-  if (pkey == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("private key PEM does not decode (", DrainErrors(), ")"));
-  }
-  RETURN_IF_ERROR(CheckEd25519(pkey.get()));
+  ASSIGN_OR_RETURN(Pkey pkey, ReadEd25519Pem(pem, "PRIVATE KEY", "private key",
+                                             &PEM_read_bio_PrivateKey));
   ASSIGN_OR_RETURN(std::string seed, RawPrivate(pkey.get()));
   ASSIGN_OR_RETURN(std::string raw, RawPublic(pkey.get()));
   return PrivateKey(std::move(seed), PublicKey(std::move(raw)));

@@ -1,7 +1,6 @@
 #include "common/ed25519.h"
 
 #include <dirent.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -13,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/hex.h"
 #include "common/sha256.h"
+#include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -60,13 +60,6 @@ std::string RfcPublicPem() {
 }
 
 PrivateKey NewKey() { return PrivateKey::Generate().value(); }
-
-// A fresh directory under the test's temporary directory.
-std::string MakeTempDir() {
-  std::string tmpl = testing::TempDir() + "/ed25519_test.XXXXXX";
-  EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
-  return tmpl;
-}
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path);
@@ -221,7 +214,7 @@ TEST(Ed25519Test, FromPemRejectsOtherKeyTypes) {
 }
 
 TEST(Ed25519FileTest, PrivateKeyFileHasMode0600) {
-  std::string path = MakeTempDir() + "/publisher.key";
+  std::string path = MakeTestDir("ed25519_test") + "/publisher.key";
   ASSERT_TRUE(WritePrivateKeyFile(path, NewKey()).ok());
   struct stat st;
   ASSERT_EQ(stat(path.c_str(), &st), 0);
@@ -229,7 +222,7 @@ TEST(Ed25519FileTest, PrivateKeyFileHasMode0600) {
 }
 
 TEST(Ed25519FileTest, PrivateKeyFileRoundTrip) {
-  std::string path = MakeTempDir() + "/publisher.key";
+  std::string path = MakeTestDir("ed25519_test") + "/publisher.key";
   PrivateKey key = NewKey();
   ASSERT_TRUE(WritePrivateKeyFile(path, key).ok());
   EXPECT_EQ(ReadAll(path), key.ToPem());
@@ -237,7 +230,7 @@ TEST(Ed25519FileTest, PrivateKeyFileRoundTrip) {
 }
 
 TEST(Ed25519FileTest, PrivateKeyFileRefusesToOverwrite) {
-  std::string dir = MakeTempDir();
+  std::string dir = MakeTestDir("ed25519_test");
   std::string path = dir + "/publisher.key";
   PrivateKey first = NewKey();
   ASSERT_TRUE(WritePrivateKeyFile(path, first).ok());
@@ -249,7 +242,7 @@ TEST(Ed25519FileTest, PrivateKeyFileRefusesToOverwrite) {
 }
 
 TEST(Ed25519FileTest, PublicKeyFileRoundTrip) {
-  std::string path = MakeTempDir() + "/publisher.pub";
+  std::string path = MakeTestDir("ed25519_test") + "/publisher.pub";
   PublicKey key = NewKey().public_key();
   ASSERT_TRUE(WritePublicKeyFile(path, key).ok());
   EXPECT_EQ(ReadPublicKeyFile(path).value(), key);
@@ -259,14 +252,14 @@ TEST(Ed25519FileTest, PublicKeyFileRoundTrip) {
 }
 
 TEST(Ed25519FileTest, MissingKeyFileIsNotFoundNamingPath) {
-  std::string path = MakeTempDir() + "/absent.key";
+  std::string path = MakeTestDir("ed25519_test") + "/absent.key";
   absl::StatusOr<PrivateKey> key = ReadPrivateKeyFile(path);
   EXPECT_EQ(key.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(key.status().message()), HasSubstr(path));
 }
 
 TEST(Ed25519FileTest, WrongKindOfKeyFileNamesPath) {
-  std::string path = MakeTempDir() + "/publisher.pub";
+  std::string path = MakeTestDir("ed25519_test") + "/publisher.pub";
   ASSERT_TRUE(WritePublicKeyFile(path, NewKey().public_key()).ok());
   absl::StatusOr<PrivateKey> key = ReadPrivateKeyFile(path);
   EXPECT_EQ(key.status().code(), absl::StatusCode::kInvalidArgument);

@@ -12,6 +12,16 @@
 #include "common/status_macros.h"
 
 namespace shoal {
+namespace {
+
+// The directory part of `path`: "." for a bare name, "/" for "/name".
+std::string ParentDirectory(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+}  // namespace
 
 absl::Status ErrnoToStatus(int err, absl::string_view what,
                            absl::string_view path) {
@@ -27,6 +37,10 @@ absl::Status ErrnoToStatus(int err, absl::string_view what,
       return absl::ResourceExhaustedError(msg);
     case EEXIST:
       return absl::AlreadyExistsError(msg);
+    case ENOTDIR:
+    case ENAMETOOLONG:
+    case ELOOP:
+      return absl::InvalidArgumentError(msg);
     default:
       return absl::InternalError(msg);
   }
@@ -71,8 +85,7 @@ absl::Status MakeDirs(const std::string& path) {
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents, uint32_t mode,
                                  bool durable) {
-  size_t slash = path.find_last_of('/');
-  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  const std::string dir = ParentDirectory(path);
   absl::BitGen gen;
   std::string tmp = absl::StrCat(dir, "/.tmp-", absl::Uniform<uint64_t>(gen));
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -93,13 +106,17 @@ absl::Status WriteFileAtomically(const std::string& path,
     return ErrnoToStatus(errno, "cannot rename into place", path);
   }
   renamed = true;
-  if (durable) {
-    int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return ErrnoToStatus(errno, "cannot open directory", dir);
-    int rc = fsync(dfd);
-    close(dfd);
-    if (rc != 0) return ErrnoToStatus(errno, "cannot fsync directory", dir);
-  }
+  return durable ? SyncParentDirectory(path) : absl::OkStatus();
+}
+
+absl::Status SyncParentDirectory(const std::string& path) {
+  const std::string dir = ParentDirectory(path);
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoToStatus(errno, "cannot open directory", dir);
+  const int rc = fsync(fd);
+  const int err = errno;
+  close(fd);
+  if (rc != 0) return ErrnoToStatus(err, "cannot fsync directory", dir);
   return absl::OkStatus();
 }
 

@@ -13,7 +13,9 @@ namespace shoal {
 
 // A Status for a failed system call: NOT_FOUND for ENOENT, PERMISSION_DENIED
 // for EACCES/EPERM, RESOURCE_EXHAUSTED for ENOSPC/EDQUOT, ALREADY_EXISTS for
-// EEXIST, otherwise INTERNAL; the message is "<what> <path>: <strerror>".
+// EEXIST, INVALID_ARGUMENT for a path that cannot name a file (ENOTDIR,
+// ENAMETOOLONG, ELOOP), otherwise INTERNAL; the message is
+// "<what> <path>: <strerror>".
 absl::Status ErrnoToStatus(int err, absl::string_view what,
                            absl::string_view path);
 
@@ -30,6 +32,10 @@ absl::Status MakeDirs(const std::string& path);
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents, uint32_t mode,
                                  bool durable = true);
+
+// Fsyncs the directory that holds `path`, so that a file just created,
+// linked or renamed there survives a crash.
+absl::Status SyncParentDirectory(const std::string& path);
 
 // Writes all of `data` at `offset`, retrying short writes and EINTR.
 absl::Status PwriteAll(int fd, absl::string_view data, uint64_t offset,

@@ -1,24 +1,17 @@
 #include "common/file_util.h"
 
 #include <fcntl.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "absl/strings/str_cat.h"
+#include "common/testing/temp_dir.h"
 #include "gtest/gtest.h"
 
 namespace shoal {
 namespace {
 
-std::string TempDir() {
-  std::string tmpl = absl::StrCat(::testing::TempDir(), "/file_util.XXXXXX");
-  EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
-  return tmpl;
-}
-
 TEST(FileUtilTest, AtomicWriteReplacesWholeFileWithMode) {
-  std::string dir = TempDir();
+  std::string dir = MakeTestDir("file_util");
   std::string path = dir + "/f";
   ASSERT_TRUE(WriteFileAtomically(path, "first", 0600).ok());
   ASSERT_TRUE(WriteFileAtomically(path, "second version", 0600).ok());
@@ -31,7 +24,7 @@ TEST(FileUtilTest, AtomicWriteReplacesWholeFileWithMode) {
 }
 
 TEST(FileUtilTest, ReadFileRefusesFilesOverTheLimit) {
-  std::string path = TempDir() + "/f";
+  std::string path = MakeTestDir("file_util") + "/f";
   ASSERT_TRUE(WriteFileAtomically(path, "0123456789", 0644).ok());
   EXPECT_EQ(ReadFile(path, 9).status().code(),
             absl::StatusCode::kFailedPrecondition);
@@ -46,7 +39,7 @@ TEST(FileUtilTest, MissingFileIsNotFoundNamingIt) {
 }
 
 TEST(FileUtilTest, MakeDirsCreatesParentsAndRefusesAFile) {
-  std::string dir = TempDir();
+  std::string dir = MakeTestDir("file_util");
   ASSERT_TRUE(MakeDirs(dir + "/a/b/c").ok());
   struct stat st;
   ASSERT_EQ(stat((dir + "/a/b/c").c_str(), &st), 0);
@@ -56,7 +49,7 @@ TEST(FileUtilTest, MakeDirsCreatesParentsAndRefusesAFile) {
 }
 
 TEST(FileUtilTest, PreadExactReportsShortFileAsDataLoss) {
-  std::string path = TempDir() + "/f";
+  std::string path = MakeTestDir("file_util") + "/f";
   ASSERT_TRUE(WriteFileAtomically(path, "abc", 0644).ok());
   int fd = open(path.c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
@@ -72,6 +65,15 @@ TEST(FileUtilTest, ErrnoMapsDiskFullToResourceExhausted) {
             absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(ErrnoToStatus(EACCES, "cannot open", "/x").code(),
             absl::StatusCode::kPermissionDenied);
+}
+
+TEST(FileUtilTest, ErrnoMapsUnusablePathToInvalidArgument) {
+  const std::string file = MakeTestDir("file_util") + "/f";
+  ASSERT_TRUE(WriteFileAtomically(file, "x", 0644).ok());
+  absl::StatusOr<std::string> read = ReadFile(file + "/below", 100);
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ErrnoToStatus(ENAMETOOLONG, "cannot open", "/x").code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

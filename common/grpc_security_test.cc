@@ -2,7 +2,6 @@
 
 #include <glog/logging.h>
 #include <grpcpp/grpcpp.h>
-#include <stdlib.h>
 
 #include <atomic>
 #include <chrono>
@@ -12,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/testing/temp_dir.h"
 #include "common/testing/test_pki.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -41,12 +41,6 @@ class EchoService final : public Echo::Service {
   std::atomic<int> calls_{0};
 };
 
-std::string MakeTempDir() {
-  std::string tmpl = ::testing::TempDir() + "/grpc_security_test.XXXXXX";
-  CHECK(mkdtemp(tmpl.data()) != nullptr);
-  return tmpl;
-}
-
 // One call with a safety deadline; the result or the call's error.
 absl::StatusOr<EchoResponse> CallEcho(std::shared_ptr<grpc::Channel> channel,
                                       const std::string& message = "hello") {
@@ -66,7 +60,7 @@ absl::StatusOr<EchoResponse> CallEcho(std::shared_ptr<grpc::Channel> channel,
 class GrpcSecurityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = MakeTempDir();
+    dir_ = MakeTestDir("grpc_security_test");
     pki_ = MakeTestPki(dir_).value();
     other_pki_ = MakeTestPki(dir_, "other-ca").value();
     // IP SAN only: the client dials 127.0.0.1 and must match it.

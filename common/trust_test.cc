@@ -1,7 +1,5 @@
 #include "common/trust.h"
 
-#include <stdlib.h>
-
 #include <fstream>
 #include <string>
 #include <vector>
@@ -9,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/ed25519.h"
+#include "common/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shoal/v1/manifest.pb.h"
@@ -22,9 +21,7 @@ using ::testing::HasSubstr;
 PublicKey NewPublicKey() { return PrivateKey::Generate().value().public_key(); }
 
 std::string TempPath(const std::string& name) {
-  std::string dir = testing::TempDir() + "/trust_test.XXXXXX";
-  EXPECT_NE(mkdtemp(dir.data()), nullptr);
-  return dir + "/" + name;
+  return MakeTestDir("trust_test") + "/" + name;
 }
 
 void WriteText(const std::string& path, const std::string& text) {

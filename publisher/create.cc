@@ -12,7 +12,6 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "glog/logging.h"
-#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -37,23 +36,6 @@ struct PieceJob {
   size_t file;
   PieceIndex index;
 };
-
-// Writes one object under a temporary name and renames it into place. Not
-// fsynced: the caller syncs the filesystem once before publishing anything
-// that refers to it.
-absl::Status WriteObject(const std::string& path, absl::string_view data,
-                         absl::BitGen& gen) {
-  std::string tmp = absl::StrCat(path, ".tmp-", absl::Uniform<uint64_t>(gen));
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoToStatus(errno, "cannot create", tmp);
-  absl::Status s = PwriteAll(fd, data, 0, tmp);
-  if (close(fd) != 0 && s.ok()) s = ErrnoToStatus(errno, "cannot close", tmp);
-  if (s.ok() && rename(tmp.c_str(), path.c_str()) != 0) {
-    s = ErrnoToStatus(errno, "cannot rename into place", path);
-  }
-  if (!s.ok()) unlink(tmp.c_str());
-  return s;
-}
 
 // Hashes every piece of every file on several threads and writes the piece
 // objects that the origin does not hold yet. Thread-safe internally; one Run().
@@ -89,7 +71,6 @@ class PieceWriter {
                             std::max<uint64_t>(options_.piece_size, 4096)),
              0);
     std::unique_ptr<char, decltype(&free)> buffer(raw, free);
-    absl::BitGen gen;
     int fd = -1;
     size_t open_file = SIZE_MAX;
     absl::Cleanup closer = [&fd] { if (fd >= 0) close(fd); };
@@ -105,13 +86,12 @@ class PieceWriter {
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         open_file = job.file;
       }
-      absl::Status s = HashAndStore(fd, job, buffer.get(), gen);
+      absl::Status s = HashAndStore(fd, job, buffer.get());
       if (!s.ok()) return Fail(std::move(s));
     }
   }
 
-  absl::Status HashAndStore(int fd, const PieceJob& job, char* buffer,
-                            absl::BitGen& gen) {
+  absl::Status HashAndStore(int fd, const PieceJob& job, char* buffer) {
     PlannedFile& file = files_[job.file];
     const FileGeometry& g = file.geometry;
     uint64_t length = g.piece_length(job.index);
@@ -125,7 +105,9 @@ class PieceWriter {
     if (stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == length) {
       ++reused_;
     } else {
-      RETURN_IF_ERROR(WriteObject(path, data, gen));
+      // Not fsynced: the filesystem is synced once before anything that
+      // refers to the piece is published.
+      RETURN_IF_ERROR(WriteFileAtomically(path, data, 0644, /*durable=*/false));
       ++written_;
     }
     uint64_t done = done_bytes_.fetch_add(length) + length;

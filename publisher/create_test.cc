@@ -1,18 +1,17 @@
 #include "publisher/create.h"
 
 #include <fcntl.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <optional>
 #include <random>
 
-#include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/hex.h"
 #include "common/merkle.h"
 #include "common/origin_layout.h"
+#include "common/testing/temp_dir.h"
 #include "gtest/gtest.h"
 #include "publisher/verify.h"
 
@@ -24,9 +23,7 @@ constexpr uint64_t kPiece = 64 * 1024;
 class CreateTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = absl::StrCat(::testing::TempDir(), "/create_test.XXXXXX");
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
+    root_ = MakeTestDir("create_test");
     input_ = root_ + "/input";
     origin_ = root_ + "/origin";
     ASSERT_TRUE(MakeDirs(input_).ok());

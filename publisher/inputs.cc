@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/file_util.h"
 #include "common/paths.h"
 #include "common/status_macros.h"
 
@@ -23,14 +23,6 @@ namespace {
 // so this only bounds pathological inputs).
 constexpr int kMaxDepth = 256;
 
-absl::Status ErrnoStatus(int err, absl::string_view what,
-                         absl::string_view path) {
-  std::string msg = absl::StrCat(what, " ", path, ": ", strerror(err));
-  if (err == ENOENT) return absl::NotFoundError(msg);
-  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(msg);
-  return absl::InvalidArgumentError(msg);
-}
-
 class Walker {
  public:
   absl::Status AddFile(const std::string& source, std::string path,
@@ -40,7 +32,7 @@ class Walker {
           absl::StrCat("cannot carry ", source, ": ", s.message()));
     }
     if (access(source.c_str(), R_OK) != 0) {
-      return ErrnoStatus(errno, "cannot read", source);
+      return ErrnoToStatus(errno, "cannot read", source);
     }
     auto [it, inserted] = seen_.emplace(path, source);
     if (!inserted) {
@@ -58,7 +50,7 @@ class Walker {
                         int depth) {
     struct stat st;
     if (lstat(source.c_str(), &st) != 0) {
-      return ErrnoStatus(errno, "cannot stat", source);
+      return ErrnoToStatus(errno, "cannot stat", source);
     }
     if (S_ISREG(st.st_mode)) return AddFile(source, path, st);
     if (S_ISDIR(st.st_mode)) return AddDirectory(source, path, depth);
@@ -78,14 +70,16 @@ class Walker {
           absl::StrCat("directory tree deeper than ", kMaxDepth, " at ", source));
     }
     std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir(source.c_str()), closedir);
-    if (dir == nullptr) return ErrnoStatus(errno, "cannot open directory", source);
+    if (dir == nullptr) {
+      return ErrnoToStatus(errno, "cannot open directory", source);
+    }
     std::vector<std::string> names;
     errno = 0;
     while (struct dirent* e = readdir(dir.get())) {
       absl::string_view name = e->d_name;
       if (name != "." && name != "..") names.emplace_back(name);
     }
-    if (errno != 0) return ErrnoStatus(errno, "cannot list directory", source);
+    if (errno != 0) return ErrnoToStatus(errno, "cannot list directory", source);
     if (names.empty() && depth > 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "empty directory ", source,
@@ -126,7 +120,9 @@ absl::StatusOr<std::vector<InputFile>> CollectInputs(
   Walker walker;
   for (const std::string& input : inputs) {
     struct stat st;
-    if (lstat(input.c_str(), &st) != 0) return ErrnoStatus(errno, "cannot stat", input);
+    if (lstat(input.c_str(), &st) != 0) {
+      return ErrnoToStatus(errno, "cannot stat", input);
+    }
     if (S_ISDIR(st.st_mode)) {
       RETURN_IF_ERROR(walker.AddDirectory(input, "", 0));
     } else {

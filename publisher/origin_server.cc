@@ -1,11 +1,8 @@
 #include "publisher/origin_server.h"
 
-#include <arpa/inet.h>
 #include <civetweb.h>
 #include <fcntl.h>
 #include <glog/logging.h>
-#include <netdb.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,13 +11,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <map>
 #include <optional>
-#include <thread>
 #include <utility>
 #include <vector>
 
-#include "absl/base/call_once.h"
 #include "absl/cleanup/cleanup.h"
 #include "absl/memory/memory.h"
 #include "absl/status/status.h"
@@ -33,8 +27,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/notification.h"
-#include "absl/time/time.h"
 #include "common/status_macros.h"
 
 namespace shoal::publisher {
@@ -42,51 +34,9 @@ namespace {
 
 // Bodies go out in chunks of this size, so memory per request is bounded.
 constexpr uint64_t kChunkBytes = 256 * 1024;
-// Idle time a kept-alive connection may hold its worker thread.
-constexpr char kKeepAliveTimeoutMs[] = "2000";
 constexpr char kImmutable[] = "public, max-age=31536000, immutable";
 constexpr char kNoCache[] = "no-cache";
 constexpr char kAllowedMethods[] = "GET, HEAD";
-
-struct ListenAddress {
-  std::string host;  // Without brackets.
-  int port = 0;
-  bool ipv6 = false;
-
-  std::string Printable() const {
-    return ipv6 ? absl::StrCat("[", host, "]") : host;
-  }
-};
-
-absl::StatusOr<ListenAddress> ParseListen(absl::string_view listen) {
-  const std::string usage = absl::StrCat(
-      "listen address \"", listen,
-      "\" must be HOST:PORT with a numeric host, e.g. 127.0.0.1:8080 or "
-      "[::1]:8080");
-  size_t colon = listen.rfind(':');
-  if (colon == absl::string_view::npos)
-    return absl::InvalidArgumentError(usage);
-  absl::string_view host = listen.substr(0, colon);
-  absl::string_view port_text = listen.substr(colon + 1);
-  ListenAddress address;
-  if (port_text.empty() ||
-      !std::all_of(port_text.begin(), port_text.end(), absl::ascii_isdigit) ||
-      !absl::SimpleAtoi(port_text, &address.port) || address.port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(usage, "; the port must be 0-65535"));
-  }
-  if (absl::StartsWith(host, "[") && absl::EndsWith(host, "]")) {
-    host = host.substr(1, host.size() - 2);
-    address.ipv6 = true;
-  }
-  address.host = std::string(host);
-  unsigned char buffer[sizeof(struct in6_addr)];
-  if (inet_pton(address.ipv6 ? AF_INET6 : AF_INET, address.host.c_str(),
-                buffer) != 1) {
-    return absl::InvalidArgumentError(usage);
-  }
-  return address;
-}
 
 // The origin-relative path named by a raw (still percent-encoded) URL path,
 // or INVALID_ARGUMENT saying what is wrong with it.
@@ -272,8 +222,7 @@ uint64_t StreamFile(mg_connection* conn, int fd, uint64_t first,
 }
 
 // The headers every response about the file `path` carries.
-std::map<std::string, std::string> FileHeaders(absl::string_view path,
-                                               const struct stat& st) {
+HttpHeaders FileHeaders(absl::string_view path, const struct stat& st) {
   return {
       {"Accept-Ranges", "bytes"},
       {"Cache-Control", IsImmutablePath(path) ? kImmutable : kNoCache},
@@ -285,148 +234,53 @@ std::map<std::string, std::string> FileHeaders(absl::string_view path,
   };
 }
 
-// Opens a connection to the listener and drops it, to wake civetweb's
-// listening thread. Never blocks; failures do not matter.
-void Knock(std::string host, int port) {
-  if (host == "0.0.0.0") host = "127.0.0.1";  // Wildcards answer on loopback.
-  if (host == "::") host = "::1";
-  addrinfo hints = {};
-  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), absl::StrCat(port).c_str(), &hints, &found)) {
-    return;
+// The canonical path of the origin root, which must be a directory.
+absl::StatusOr<std::string> ResolveRoot(const std::string& root_dir) {
+  if (root_dir.empty()) {
+    return absl::InvalidArgumentError("origin root directory is not set");
   }
-  const int fd =
-      socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd >= 0) {
-    connect(fd, found->ai_addr, found->ai_addrlen);
-    close(fd);
+  std::unique_ptr<char, decltype(&std::free)> root(
+      realpath(root_dir.c_str(), nullptr), &std::free);
+  struct stat st;
+  if (root == nullptr || stat(root.get(), &st) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat("origin root ", root_dir, ": ", std::strerror(errno)));
   }
-  freeaddrinfo(found);
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("origin root ", root_dir, " is not a directory"));
+  }
+  return std::string(root.get());
 }
-
-absl::once_flag civetweb_init_once;
 
 }  // namespace
 
 OriginServer::OriginServer(std::string root) : root_(std::move(root)) {}
 
-// civetweb's listening thread sees mg_stop() only when its poll() returns,
-// which on an idle server takes up to two seconds. Knocking on the listener
-// while mg_stop() runs on another thread makes it return at once; knocks are
-// repeated because one that lands before mg_stop() raised its flag is spent.
-OriginServer::~OriginServer() {
-  if (ctx_ == nullptr) return;
-  absl::Notification stopped;
-  std::thread stopper([this, &stopped] {
-    mg_stop(ctx_);
-    stopped.Notify();
-  });
-  do {
-    Knock(host_, port_);
-  } while (!stopped.WaitForNotificationWithTimeout(absl::Milliseconds(50)));
-  stopper.join();
-}
-
 absl::StatusOr<std::unique_ptr<OriginServer>> OriginServer::Start(
     const OriginServerOptions& options) {
-  ASSIGN_OR_RETURN(ListenAddress address, ParseListen(options.listen));
-  if (address.ipv6 && mg_check_feature(MG_FEATURES_IPV6) == 0) {
-    return absl::UnimplementedError(absl::StrCat(
-        "cannot listen on ", options.listen,
-        ": this civetweb build has no IPv6 support; use an IPv4 address"));
-  }
-  if (options.num_threads < 1) {
-    return absl::InvalidArgumentError("num_threads must be at least 1");
-  }
-  if (options.root_dir.empty()) {
-    return absl::InvalidArgumentError("origin root directory is not set");
-  }
-  std::unique_ptr<char, decltype(&std::free)> root(
-      realpath(options.root_dir.c_str(), nullptr), &std::free);
-  struct stat st;
-  if (root == nullptr || stat(root.get(), &st) != 0) {
-    return absl::NotFoundError(absl::StrCat("origin root ", options.root_dir,
-                                            ": ", std::strerror(errno)));
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("origin root ", options.root_dir, " is not a directory"));
-  }
-  auto server = absl::WrapUnique(new OriginServer(root.get()));
-  server->host_ = address.host;
-  server->ipv6_ = address.ipv6;
-  RETURN_IF_ERROR(
-      server->Listen(absl::StrCat(address.Printable(), ":", address.port),
-                     options.num_threads));
+  ASSIGN_OR_RETURN(std::string root, ResolveRoot(options.root_dir));
+  auto server = absl::WrapUnique(new OriginServer(std::move(root)));
+  OriginServer* self = server.get();
+  HttpServerOptions http_options;
+  http_options.name = "origin";
+  http_options.listen = options.listen;
+  http_options.num_threads = options.num_threads;
+  http_options.tcp_nodelay = true;
+  ASSIGN_OR_RETURN(server->http_,
+                   HttpServer::Start(http_options, [self](mg_connection* conn) {
+                     return self->Handle(conn);
+                   }));
   LOG(INFO) << "origin: serving " << server->root_ << " at http://"
             << server->address() << "/";
   return server;
 }
 
-absl::Status OriginServer::Listen(const std::string& spec, int num_threads) {
-  absl::call_once(civetweb_init_once, [] { mg_init_library(0); });
-  const std::string threads = absl::StrCat(num_threads);
-  // decode_url=no: paths are decoded here, where NUL and "%2F" can be seen.
-  // clang-format off
-  const char* options[] = {
-      "listening_ports", spec.c_str(),
-      "num_threads", threads.c_str(),
-      "enable_keep_alive", "yes",
-      "keep_alive_timeout_ms", kKeepAliveTimeoutMs,
-      "decode_url", "no",
-      "tcp_nodelay", "1",
-      nullptr};
-  // clang-format on
-  mg_callbacks callbacks = {};
-  callbacks.init_context = &OriginServer::OnInitContext;
-  callbacks.log_message = &OriginServer::OnLogMessage;
-  mg_init_data init = {&callbacks, this, options};
-  ctx_ = mg_start2(&init, nullptr);
-  if (ctx_ == nullptr) {
-    absl::MutexLock lock(&mu_);
-    return absl::UnavailableError(absl::StrCat(
-        "cannot start HTTP origin on ", spec, ": ", first_civetweb_message_));
-  }
-  mg_server_port ports[1];
-  CHECK_EQ(mg_get_server_ports(ctx_, 1, ports), 1);
-  port_ = ports[0].port;
-  return absl::OkStatus();
-}
-
-// Registering here, before civetweb starts accepting, means no request can
-// arrive while the handler is missing.
-void OriginServer::OnInitContext(const mg_context* ctx) {
-  mg_context* mutable_ctx = const_cast<mg_context*>(ctx);
-  mg_set_request_handler(mutable_ctx, "/", &OriginServer::OnRequest,
-                         mg_get_user_data(ctx));
-}
-
-int OriginServer::OnLogMessage(const mg_connection* conn, const char* message) {
-  LOG(WARNING) << "civetweb: " << message;
-  auto* self = static_cast<OriginServer*>(
-      conn == nullptr ? nullptr : mg_get_user_data(mg_get_context(conn)));
-  if (self != nullptr) {
-    absl::MutexLock lock(&self->mu_);
-    if (self->first_civetweb_message_.empty()) {
-      self->first_civetweb_message_ = message;  // The first is the cause.
-    }
-  }
-  return 1;  // Handled; civetweb writes nothing itself.
-}
-
-int OriginServer::OnRequest(mg_connection* conn, void* self) {
-  auto* server = static_cast<OriginServer*>(self);
-  const Outcome outcome = server->HandleRequest(conn);
-  absl::MutexLock lock(&server->mu_);
-  server->stats_.body_bytes_sent += outcome.body_bytes;
+int OriginServer::Handle(mg_connection* conn) {
+  const Outcome outcome = HandleRequest(conn);
+  absl::MutexLock lock(&mu_);
+  stats_.body_bytes_sent += outcome.body_bytes;
   return outcome.status;
-}
-
-std::string OriginServer::address() const {
-  return ipv6_ ? absl::StrCat("[", host_, "]:", port_)
-               : absl::StrCat(host_, ":", port_);
 }
 
 OriginServerStats OriginServer::stats() const {
@@ -471,7 +325,7 @@ OriginServer::Outcome OriginServer::ServeFile(mg_connection* conn,
   struct stat st;
   CHECK_EQ(fstat(fd, &st), 0) << "fstat on an open regular file";
   const uint64_t size = st.st_size;
-  std::map<std::string, std::string> headers = FileHeaders(path, st);
+  HttpHeaders headers = FileHeaders(path, st);
   if (IfNoneMatchHits(mg_get_header(conn, "If-None-Match"), headers["ETag"])) {
     headers["Content-Length"] = absl::StrCat(size);  // As a 200 would say.
     SendHeaders(conn, 304, headers);
@@ -497,24 +351,18 @@ OriginServer::Outcome OriginServer::ServeFile(mg_connection* conn,
   return {status, StreamFile(conn, fd, range.first, range.length)};
 }
 
-void OriginServer::SendHeaders(
-    mg_connection* conn, int status,
-    const std::map<std::string, std::string>& headers) {
+void OriginServer::SendHeaders(mg_connection* conn, int status,
+                               const HttpHeaders& headers) {
   {
     absl::MutexLock lock(&mu_);
     ++stats_.responses_by_status[status];
   }
-  mg_response_header_start(conn, status);
-  for (const auto& [name, value] : headers) {
-    mg_response_header_add(conn, name.c_str(), value.c_str(),
-                           static_cast<int>(value.size()));
-  }
-  mg_response_header_send(conn);
+  SendHttpHeaders(conn, status, headers);
 }
 
-OriginServer::Outcome OriginServer::SendError(
-    mg_connection* conn, int status, const std::string& text, bool head,
-    std::map<std::string, std::string> extra) {
+OriginServer::Outcome OriginServer::SendError(mg_connection* conn, int status,
+                                              const std::string& text,
+                                              bool head, HttpHeaders extra) {
   const std::string body = absl::StrCat(text, "\n");
   extra["Content-Type"] = "text/plain; charset=utf-8";
   extra["Content-Length"] = absl::StrCat(body.size());

@@ -35,9 +35,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/civetweb_util.h"
 
 struct mg_connection;
-struct mg_context;
 
 namespace shoal::publisher {
 
@@ -82,14 +82,13 @@ class OriginServer {
   static absl::StatusOr<std::unique_ptr<OriginServer>> Start(
       const OriginServerOptions& options);
 
-  ~OriginServer();
   OriginServer(const OriginServer&) = delete;
   OriginServer& operator=(const OriginServer&) = delete;
 
   // The bound address with the real port, e.g. "127.0.0.1:41234" or
   // "[::1]:41234".
-  std::string address() const;
-  int port() const { return port_; }
+  std::string address() const { return http_->address(); }
+  int port() const { return http_->port(); }
 
   // A consistent snapshot of the counters.
   OriginServerStats stats() const;
@@ -103,34 +102,23 @@ class OriginServer {
 
   explicit OriginServer(std::string root);
 
-  // Starts civetweb on `spec` (civetweb's listening_ports syntax).
-  absl::Status Listen(const std::string& spec, int num_threads);
-
-  // civetweb callbacks; the user data is the OriginServer.
-  static void OnInitContext(const mg_context* ctx);
-  static int OnLogMessage(const mg_connection* conn, const char* message);
-  static int OnRequest(mg_connection* conn, void* self);
-
+  // Runs on civetweb's worker threads; returns the HTTP status sent.
+  int Handle(mg_connection* conn);
   Outcome HandleRequest(mg_connection* conn);
   Outcome ServeFile(mg_connection* conn, const std::string& path, int fd,
                     bool head);
   // Sends the status line and headers and counts the response.
-  void SendHeaders(mg_connection* conn, int status,
-                   const std::map<std::string, std::string>& headers);
+  void SendHeaders(mg_connection* conn, int status, const HttpHeaders& headers);
   // A one-line text/plain error response; `extra` adds headers.
   Outcome SendError(mg_connection* conn, int status, const std::string& text,
-                    bool head, std::map<std::string, std::string> extra = {});
+                    bool head, HttpHeaders extra = {});
 
   const std::string root_;  // Canonical; no trailing slash unless "/".
-  std::string host_;        // Numeric, without brackets.
-  bool ipv6_ = false;
-  int port_ = 0;
-  mg_context* ctx_ = nullptr;  // Owned; mg_stop() in the destructor.
 
   mutable absl::Mutex mu_;
   OriginServerStats stats_ ABSL_GUARDED_BY(mu_);
-  // civetweb's first log message; explains a failed start.
-  std::string first_civetweb_message_ ABSL_GUARDED_BY(mu_);
+  // Last, so it stops before the members its handler uses are destroyed.
+  std::unique_ptr<HttpServer> http_;
 };
 
 }  // namespace shoal::publisher
