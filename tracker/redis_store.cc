@@ -204,18 +204,33 @@ absl::Status RedisStore::ReplyError(const redisReply& reply) const {
                                   : absl::InternalError(message);
 }
 
-absl::Status RedisStore::PutPeer(const std::string& release_id,
-                                 const v1::StoredPeer& peer,
-                                 absl::Time expires) {
+RedisCommand RedisStore::PutPeerCommand(const std::string& release_id,
+                                        const v1::StoredPeer& peer,
+                                        absl::Time expires) const {
   const std::string& dc = peer.datacenter();
   const std::string ttl_ms =
       absl::StrCat(absl::ToInt64Milliseconds(options_.key_ttl));
-  return Run({Eval(kPutPeerScript,
-                   {PeersKey(release_id, dc), PeerExpiryKey(release_id, dc),
-                    DatacentersKey(release_id), std::string(kSwarmsKey)},
-                   {peer.peer_id(), peer.SerializeAsString(), Ms(expires),
-                    ttl_ms, release_id, dc})})
-      .status();
+  return Eval(kPutPeerScript,
+              {PeersKey(release_id, dc), PeerExpiryKey(release_id, dc),
+               DatacentersKey(release_id), std::string(kSwarmsKey)},
+              {peer.peer_id(), peer.SerializeAsString(), Ms(expires), ttl_ms,
+               release_id, dc});
+}
+
+absl::Status RedisStore::PutPeer(const std::string& release_id,
+                                 const v1::StoredPeer& peer,
+                                 absl::Time expires) {
+  return Run({PutPeerCommand(release_id, peer, expires)}).status();
+}
+
+absl::Status RedisStore::PutPeers(absl::Span<const PeerPut> puts) {
+  if (puts.empty()) return absl::OkStatus();
+  std::vector<RedisCommand> commands;
+  commands.reserve(puts.size());
+  for (const PeerPut& put : puts) {
+    commands.push_back(PutPeerCommand(put.release_id, put.peer, put.expires));
+  }
+  return Run(commands).status();
 }
 
 absl::Status RedisStore::RemovePeer(const std::string& release_id,

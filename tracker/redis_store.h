@@ -84,6 +84,7 @@ class RedisStore final : public Store {
 
   absl::Status PutPeer(const std::string& release_id,
                        const v1::StoredPeer& peer, absl::Time expires) override;
+  absl::Status PutPeers(absl::Span<const PeerPut> puts) override;
   absl::Status RemovePeer(const std::string& release_id,
                           const std::string& datacenter,
                           const std::string& peer_id) override;
@@ -123,6 +124,10 @@ class RedisStore final : public Store {
   // An EVALSHA of `script`.
   RedisCommand Eval(RedisScript script, std::vector<std::string> keys,
                     std::vector<std::string> args) const;
+  // The EVALSHA that puts one peer.
+  RedisCommand PutPeerCommand(const std::string& release_id,
+                              const v1::StoredPeer& peer,
+                              absl::Time expires) const;
   // Runs the batch; if Redis has forgotten the scripts, loads them and runs
   // it once more. Every reply is checked for errors.
   absl::StatusOr<std::vector<RedisReply>> Run(

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "shoal/v1/tracker.pb.h"
 
 namespace shoal::tracker {
@@ -25,6 +26,13 @@ struct LeaseKey {
   std::string release_id;
   std::string datacenter;
   uint32_t piece = 0;
+};
+
+// One PutPeer, for PutPeers.
+struct PeerPut {
+  std::string release_id;
+  v1::StoredPeer peer;
+  absl::Time expires;
 };
 
 struct ChannelRecord {
@@ -47,6 +55,16 @@ class Store {
   virtual absl::Status PutPeer(const std::string& release_id,
                                const v1::StoredPeer& peer,
                                absl::Time expires) = 0;
+  // PutPeer for each of `puts`, in order; a store on a server sends them
+  // in one round trip. Not atomic: after an error, puts before the failed
+  // one may have been stored, as with PutPeer calls in turn.
+  virtual absl::Status PutPeers(absl::Span<const PeerPut> puts) {
+    for (const PeerPut& put : puts) {
+      absl::Status status = PutPeer(put.release_id, put.peer, put.expires);
+      if (!status.ok()) return status;
+    }
+    return absl::OkStatus();
+  }
   // Forgets the peer in that swarm (a graceful stop). OK if absent.
   virtual absl::Status RemovePeer(const std::string& release_id,
                                   const std::string& datacenter,

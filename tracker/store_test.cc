@@ -191,6 +191,26 @@ TEST_P(StoreTest, PutPeerAgainReplacesIt) {
   EXPECT_EQ(peers->front().pieces_have(), 5u);
 }
 
+TEST_P(StoreTest, PutPeersPutsEachInItsSwarmWithItsExpiry) {
+  const absl::Time soon = clock_.Now() + absl::Seconds(10);
+  const absl::Time later = clock_.Now() + absl::Seconds(30);
+  const PeerPut puts[] = {{kRelease1, Peer("a", "dc1"), soon},
+                          {kRelease2, Peer("a", "dc1"), later},
+                          {kRelease2, Peer("b", "dc2"), later}};
+  ASSERT_TRUE(store_->PutPeers(puts).ok());
+
+  EXPECT_THAT(ListedPeers(kRelease1, "", clock_.Now()), ElementsAre("a"));
+  EXPECT_THAT(ListedPeers(kRelease2, "", clock_.Now()),
+              UnorderedElementsAre("a", "b"));
+  EXPECT_THAT(ListedPeers(kRelease1, "", soon), IsEmpty());
+  EXPECT_THAT(ListedPeers(kRelease2, "", soon), UnorderedElementsAre("a", "b"));
+}
+
+TEST_P(StoreTest, PutPeersOfNothingIsOk) {
+  EXPECT_TRUE(store_->PutPeers({}).ok());
+  EXPECT_THAT(ListedPeers(kRelease1, "", clock_.Now()), IsEmpty());
+}
+
 TEST_P(StoreTest, PeerExpiresExactlyAtItsExpiry) {
   const absl::Time expires = clock_.Now() + absl::Seconds(30);
   ASSERT_TRUE(store_->PutPeer(kRelease1, Peer("a", "dc1"), expires).ok());

@@ -121,9 +121,22 @@ absl::StatusOr<v1::AnnounceResponse> Tracker::Announce(
   RETURN_IF_ERROR(memo_.Admit(request.peer_id(), now));
   ASSIGN_OR_RETURN(std::vector<std::string> release_ids,
                    CheckAnnounce(request));
+  std::vector<PeerPut> puts;
   for (int i = 0; i < request.releases_size(); ++i) {
-    RETURN_IF_ERROR(
-        ApplyAnnounce(request, release_ids[i], request.releases(i), now));
+    const v1::ReleaseAnnounce& release = request.releases(i);
+    if (release.state() == v1::PEER_STATE_STOPPED) {
+      RETURN_IF_ERROR(StopPeer(request, release_ids[i]));
+    } else {
+      puts.push_back(PeerRecord(request, release_ids[i], release, now));
+    }
+  }
+  // One store call for all releases: one round trip to Redis, which is what
+  // bounds a Redis-backed tracker's announce rate.
+  if (absl::Status status = store_.PutPeers(puts); !status.ok()) {
+    const std::string what = puts.size() == 1
+                                 ? puts[0].release_id
+                                 : absl::StrCat(puts.size(), " releases");
+    return StoreError(status, absl::StrCat("recording a peer of ", what));
   }
   v1::AnnounceResponse response;
   response.set_next_announce_ms(
@@ -179,18 +192,23 @@ absl::Status Tracker::CheckBitfield(const std::string& release_id,
                    " bytes, more than the limit of ", kMaxBitfieldBytes));
 }
 
-absl::Status Tracker::ApplyAnnounce(const v1::AnnounceRequest& request,
-                                    const std::string& release_id,
-                                    const v1::ReleaseAnnounce& release,
-                                    absl::Time now) {
-  if (release.state() == v1::PEER_STATE_STOPPED) {
-    memo_.ForgetRelease(request.peer_id(), release_id);
-    absl::Status status =
-        store_.RemovePeer(release_id, request.datacenter(), request.peer_id());
-    if (status.ok()) return status;
-    return StoreError(status, absl::StrCat("removing a peer of ", release_id));
-  }
-  v1::StoredPeer peer;
+absl::Status Tracker::StopPeer(const v1::AnnounceRequest& request,
+                               const std::string& release_id) {
+  memo_.ForgetRelease(request.peer_id(), release_id);
+  absl::Status status =
+      store_.RemovePeer(release_id, request.datacenter(), request.peer_id());
+  if (status.ok()) return status;
+  return StoreError(status, absl::StrCat("removing a peer of ", release_id));
+}
+
+PeerPut Tracker::PeerRecord(const v1::AnnounceRequest& request,
+                            const std::string& release_id,
+                            const v1::ReleaseAnnounce& release,
+                            absl::Time now) {
+  PeerPut put;
+  put.release_id = release_id;
+  put.expires = now + options_.peer_ttl;
+  v1::StoredPeer& peer = put.peer;
   peer.set_peer_id(request.peer_id());
   peer.set_address(request.address());
   peer.set_datacenter(request.datacenter());
@@ -204,10 +222,7 @@ absl::Status Tracker::ApplyAnnounce(const v1::AnnounceRequest& request,
   const absl::Time progress = memo_.RecordProgress(
       request.peer_id(), release_id, peer.pieces_have(), now);
   peer.set_last_progress_ms(absl::ToUnixMillis(progress));
-  absl::Status status =
-      store_.PutPeer(release_id, peer, now + options_.peer_ttl);
-  if (status.ok()) return status;
-  return StoreError(status, absl::StrCat("recording a peer of ", release_id));
+  return put;
 }
 
 absl::Duration Tracker::Jittered(absl::Duration d) {

@@ -205,10 +205,14 @@ class Tracker {
       const v1::AnnounceRequest& request);
   absl::Status CheckBitfield(const std::string& release_id,
                              const std::string& bitfield);
-  absl::Status ApplyAnnounce(const v1::AnnounceRequest& request,
-                             const std::string& release_id,
-                             const v1::ReleaseAnnounce& release,
-                             absl::Time now);
+  // Removes the peer from the swarm of `release_id` (a STOPPED release).
+  absl::Status StopPeer(const v1::AnnounceRequest& request,
+                        const std::string& release_id);
+  // The record of the peer in the swarm of `release_id`, noting its
+  // progress in the memo.
+  PeerPut PeerRecord(const v1::AnnounceRequest& request,
+                     const std::string& release_id,
+                     const v1::ReleaseAnnounce& release, absl::Time now);
   absl::Duration Jittered(absl::Duration d);
   // Live peers of the release in every datacenter.
   absl::StatusOr<std::vector<v1::StoredPeer>> ListSwarm(

@@ -1,0 +1,140 @@
+#pragma once
+
+// An agent: the releases it holds or downloads, the peer service that serves
+// them, the announce loop that keeps its tracker informed, and the local
+// control API. What shoal-agent's main() starts, and what tests start
+// in-process.
+//
+// Data directory:
+//   <data_dir>/peer_id                 this agent's peer id
+//   <data_dir>/trusted/<name@version>  highest trusted sequence (replays)
+//   <data_dir>/releases/<release id>/  one ReleaseStore each, plus
+//                                      origin_urls (one per line)
+//   <data_dir>/agent.sock              the control socket (default)
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "agent/download.h"
+#include "agent/grpc_transport.h"
+#include "agent/metrics.h"
+#include "agent/peer_service.h"
+#include "agent/piece_source.h"
+#include "agent/tracker_client.h"
+#include "agent/trusted_manifests.h"
+#include "common/clock.h"
+#include "common/grpc_security.h"
+#include "common/metrics_server.h"
+#include "common/trust.h"
+#include "grpcpp/server.h"
+
+namespace shoal::agent {
+
+struct AgentConfig {
+  std::string data_dir = "/var/lib/shoal";
+  std::string listen = "127.0.0.1:0";  // peer data plane
+  std::string advertise;               // default: the bound listen address
+  std::string control;                 // default: <data_dir>/agent.sock
+  std::string datacenter;
+  std::string rack;
+  std::string trust_path;
+  std::vector<std::string> trackers;   // replicas of this datacenter's tracker
+  std::string origin_url;              // used when the tracker names none
+  std::string metrics_listen;
+  TlsFlags tls;
+  DownloadOptions download;
+  PeerServiceOptions peer_service;
+  bool durable = true;                 // fdatasync before recording pieces
+};
+
+// Thread-safe.
+class Agent final : public PieceSource {
+ public:
+  static absl::StatusOr<std::unique_ptr<Agent>> Start(const AgentConfig& config,
+                                                      const Clock& clock);
+  ~Agent() override;
+
+  // Starts (or joins) the download of "name@version" or a release id and
+  // returns the release id. Errors a person can act on: NOT_FOUND (unknown
+  // release), UNAUTHENTICATED / FAILED_PRECONDITION (manifest not trusted,
+  // expired, replayed), UNAVAILABLE (tracker and origin unreachable).
+  absl::StatusOr<std::string> Fetch(const std::string& release);
+  absl::StatusOr<v1::ReleaseStatus> ReleaseStatusOf(const std::string& release_id);
+  v1::StatusResponse Status();
+  // Stops and deletes a release. NOT_FOUND if the agent does not hold it.
+  absl::StatusOr<std::string> Remove(const std::string& release);
+
+  const std::string& peer_id() const { return self_.peer_id(); }
+  const std::string& peer_address() const { return self_.address(); }
+  const std::string& control_address() const { return control_address_; }
+  const std::string& metrics_address() const { return metrics_address_; }
+  // {"peer": .., "control": .., "metrics": .., "peer_id": ..}
+  std::string ReadyJson() const;
+
+  // PieceSource.
+  absl::StatusOr<ServedPiece> ReadPiece(const std::string& release_id,
+                                        ReleasePieceIndex piece) override;
+  absl::StatusOr<Subscription> Subscribe(const std::string& release_id,
+                                         HaveListener& listener) override;
+  std::vector<v1::PeerAddress> ExchangePeers(const std::string& release_id,
+                                             const v1::PeerAddress& asker,
+                                             size_t limit) override;
+
+ private:
+  // One release and the peers subscribed to its new pieces.
+  struct Release {
+    std::unique_ptr<ReleaseDownload> download;
+    absl::Mutex hub_mu;
+    absl::flat_hash_set<HaveListener*> listeners ABSL_GUARDED_BY(hub_mu);
+  };
+  class HaveHandle;
+
+  Agent(const AgentConfig& config, const Clock& clock);
+  absl::Status StartServers();
+  absl::Status RecoverReleases();
+  absl::StatusOr<std::string> ResolveRelease(const std::string& release,
+                                             std::string* manifest_bytes,
+                                             std::vector<std::string>* origin_urls);
+  absl::Status StartRelease(const Manifest& manifest, std::unique_ptr<ReleaseStore> store,
+                            std::vector<std::string> origin_urls);
+  std::shared_ptr<Release> Find(const std::string& release_id);
+  void AnnounceLoop();
+  v1::AnnounceRequest BuildAnnounce();
+  void Notify(const std::string& release_id, ReleasePieceIndex piece);
+
+  const AgentConfig config_;
+  const Clock& clock_;
+  RealSleeper sleeper_;
+  absl::BitGen bitgen_;
+  std::unique_ptr<TrustPolicy> trust_;
+  std::unique_ptr<TrustedManifests> trusted_;
+  std::unique_ptr<GrpcSecurity> security_;
+  std::unique_ptr<AgentMetrics> metrics_;
+  std::unique_ptr<TrackerClient> tracker_;
+  std::unique_ptr<GrpcTransport> transport_;
+  std::unique_ptr<PeerService> peer_service_;
+  std::unique_ptr<grpc::Server> peer_server_;
+  std::unique_ptr<grpc::Service> control_service_;
+  std::unique_ptr<grpc::Server> control_server_;
+  std::unique_ptr<MetricsServer> metrics_server_;
+  v1::PeerAddress self_;
+  std::string control_address_;
+  std::string metrics_address_;
+
+  absl::Mutex mu_;
+  // shared_ptr: a Release is read by RPC threads while Remove may drop it.
+  absl::flat_hash_map<std::string, std::shared_ptr<Release>> releases_ ABSL_GUARDED_BY(mu_);
+
+  absl::Notification stop_;
+  std::thread announcer_;
+};
+
+}  // namespace shoal::agent

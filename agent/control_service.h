@@ -1,0 +1,30 @@
+#pragma once
+
+// The agent's local control API (shoal.v1.AgentControl) on its unix socket.
+// Handlers unpack, call the Agent, pack. Thread-safe.
+
+#include "common/clock.h"
+#include "shoal/v1/agent.grpc.pb.h"
+
+namespace shoal::agent {
+
+class Agent;
+
+class ControlService final : public v1::AgentControl::Service {
+ public:
+  // `agent` and `clock` must outlive the service.
+  ControlService(Agent& agent, const Clock& clock) : agent_(agent), clock_(clock) {}
+
+  grpc::Status Fetch(grpc::ServerContext* context, const v1::FetchRequest* request,
+                     grpc::ServerWriter<v1::ReleaseStatus>* writer) override;
+  grpc::Status Status(grpc::ServerContext* context, const v1::StatusRequest* request,
+                      v1::StatusResponse* response) override;
+  grpc::Status Remove(grpc::ServerContext* context, const v1::RemoveRequest* request,
+                      v1::RemoveResponse* response) override;
+
+ private:
+  Agent& agent_;
+  const Clock& clock_;
+};
+
+}  // namespace shoal::agent

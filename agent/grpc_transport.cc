@@ -1,0 +1,613 @@
+#include "agent/grpc_transport.h"
+
+#include <glog/logging.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+#include <grpcpp/alarm.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/support/proto_buffer_reader.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "shoal/v1/peer.grpc.pb.h"
+
+namespace shoal::agent {
+
+using google::protobuf::internal::WireFormatLite;
+
+// The connections to one remote address. Immutable after Open; thread-safe.
+class RemoteConnections {
+ public:
+  RemoteConnections(const GrpcSecurity& security, const std::string& address,
+                    int count);
+
+  // Not OK when the address cannot be dialled at all; then there are no
+  // connections and every call on them fails with this status.
+  const absl::Status& status() const { return status_; }
+  v1::Peer::Stub& watch_stub() { return *watch_stub_; }
+  // The connections take turns.
+  grpc::GenericStub& NextFetchStub() {
+    return *fetch_stubs_[next_.fetch_add(1) % fetch_stubs_.size()];
+  }
+
+ private:
+  absl::Status status_;
+  std::unique_ptr<v1::Peer::Stub> watch_stub_;
+  std::vector<std::unique_ptr<grpc::GenericStub>> fetch_stubs_;
+  std::atomic<uint32_t> next_{0};
+};
+
+namespace {
+
+constexpr char kFetchPieceMethod[] = "/shoal.v1.Peer/FetchPiece";
+
+// A channel of its own connection. gRPC shares one connection among
+// channels to the same address with equal arguments and credentials; with
+// TLS each MakeChannel() has fresh credentials, but insecure ones compare
+// equal, so those get an extra argument. The factory validated the address.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> OwnConnection(
+    const GrpcSecurity& security, const std::string& address, int index) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      security.MakeChannel(address);
+  if (!channel.ok() || !security.insecure() || index == 0) return channel;
+  grpc::ChannelArguments args = GrpcSecurity::ChannelArgs();
+  args.SetInt("shoal.connection_index", index);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+}  // namespace
+
+RemoteConnections::RemoteConnections(const GrpcSecurity& security,
+                                     const std::string& address, int count) {
+  for (int i = 0; i < count; ++i) {
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+        OwnConnection(security, address, i);
+    if (!channel.ok()) {
+      status_ = channel.status();
+      fetch_stubs_.clear();
+      return;
+    }
+    if (i == 0) watch_stub_ = v1::Peer::NewStub(*channel);
+    fetch_stubs_.push_back(std::make_unique<grpc::GenericStub>(*channel));
+  }
+}
+
+// Counts a transport's sessions and calls: its destructor waits for the
+// calls to end, so that the last reference to a channel is dropped there and
+// not on a gRPC callback thread (which, for the last channel of a process,
+// shuts down gRPC's shared callback queue from one of its own threads).
+// Thread-safe.
+struct Liveness {
+  absl::Mutex mu;
+  int sessions ABSL_GUARDED_BY(mu) = 0;
+  int calls ABSL_GUARDED_BY(mu) = 0;
+};
+
+namespace {
+
+// Holds one count of a session or a call while it exists.
+class LiveToken {
+ public:
+  enum Kind { kSession, kCall };
+  LiveToken(std::shared_ptr<Liveness> liveness, Kind kind)
+      : liveness_(std::move(liveness)), kind_(kind) {
+    absl::MutexLock lock(&liveness_->mu);
+    ++(kind_ == kSession ? liveness_->sessions : liveness_->calls);
+  }
+  ~LiveToken() {
+    absl::MutexLock lock(&liveness_->mu);
+    --(kind_ == kSession ? liveness_->sessions : liveness_->calls);
+  }
+  LiveToken(const LiveToken&) = delete;
+  LiveToken& operator=(const LiveToken&) = delete;
+
+ private:
+  const std::shared_ptr<Liveness> liveness_;
+  const Kind kind_;
+};
+
+// A call the session can cancel.
+class Cancellable {
+ public:
+  virtual ~Cancellable() = default;
+  // Must not run any reaction inline.
+  virtual void Cancel() = 0;
+};
+
+// What a session and its calls share. A call can finish after its session is
+// gone (when the session was destroyed inside that call's own callback), so
+// each call holds a reference. Thread-safe.
+class SessionCore {
+ public:
+  SessionCore(std::shared_ptr<Liveness> liveness, SessionListener& listener)
+      : liveness_(std::move(liveness)), listener_(listener) {}
+
+  const std::shared_ptr<Liveness>& liveness() const { return liveness_; }
+
+  void AddCall(Cancellable* call) {
+    absl::MutexLock lock(&mu_);
+    calls_.push_back(call);
+    if (closing_) call->Cancel();
+  }
+
+  // The call touches the session no more.
+  void RemoveCall(Cancellable* call) {
+    absl::MutexLock lock(&mu_);
+    calls_.erase(std::find(calls_.begin(), calls_.end(), call));
+  }
+
+  // Runs `fn` (a user callback) unless the session is closing.
+  template <typename Fn>
+  void RunCallback(Fn&& fn) {
+    const std::thread::id self = std::this_thread::get_id();
+    {
+      absl::MutexLock lock(&mu_);
+      if (closing_) return;
+      in_callback_.push_back(self);
+    }
+    std::forward<Fn>(fn)();
+    absl::MutexLock lock(&mu_);
+    in_callback_.erase(
+        std::find(in_callback_.begin(), in_callback_.end(), self));
+  }
+
+  SessionListener& listener() { return listener_; }
+
+  // Cancels every call, then waits until each is done, except those whose
+  // callback is running on this very thread (they may end later; they no
+  // longer call back).
+  void Close();
+
+ private:
+  const std::shared_ptr<Liveness> liveness_;
+  SessionListener& listener_;
+  absl::Mutex mu_;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<Cancellable*> calls_ ABSL_GUARDED_BY(mu_);
+  // One entry per callback in progress, on the thread running it.
+  std::vector<std::thread::id> in_callback_ ABSL_GUARDED_BY(mu_);
+};
+
+void SessionCore::Close() {
+  const std::thread::id self = std::this_thread::get_id();
+  absl::MutexLock lock(&mu_);
+  closing_ = true;
+  for (Cancellable* call : calls_) call->Cancel();
+  // Each callback in progress belongs to a distinct registered call.
+  auto only_own = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return calls_.size() ==
+           static_cast<size_t>(
+               std::count(in_callback_.begin(), in_callback_.end(), self));
+  };
+  mu_.Await(absl::Condition(&only_own));
+}
+
+// Reports a status from a gRPC thread (an alarm due now), standing in for a
+// call that could not be made. Deletes itself.
+class FailedCall final : public Cancellable {
+ public:
+  static void Start(std::shared_ptr<SessionCore> core, absl::Status status,
+                    absl::AnyInvocable<void(absl::Status) &&> report) {
+    auto* call =
+        new FailedCall(std::move(core), std::move(status), std::move(report));
+    call->core_->AddCall(call);
+    call->alarm_.Set(std::chrono::system_clock::now(),
+                     [call](bool) { call->Done(); });
+  }
+
+  void Cancel() override { alarm_.Cancel(); }
+
+ private:
+  FailedCall(std::shared_ptr<SessionCore> core, absl::Status status,
+             absl::AnyInvocable<void(absl::Status) &&> report)
+      : token_(core->liveness(), LiveToken::kCall),
+        core_(std::move(core)),
+        status_(std::move(status)),
+        report_(std::move(report)) {}
+
+  void Done() {
+    core_->RunCallback([&] { std::move(report_)(status_); });
+    report_ = nullptr;
+    core_->RemoveCall(this);
+    delete this;
+  }
+
+  const LiveToken token_;  // First in, last out.
+  const std::shared_ptr<SessionCore> core_;
+  const absl::Status status_;
+  absl::AnyInvocable<void(absl::Status) &&> report_;
+  grpc::Alarm alarm_;
+};
+
+// The Watch call of one session: passes what the remote says to the
+// listener. Reactions are serialized by gRPC, so listener calls are too.
+// Deletes itself in OnDone.
+class WatchCall final : public grpc::ClientReadReactor<v1::Availability>,
+                        public Cancellable {
+ public:
+  static void Start(std::shared_ptr<SessionCore> core,
+                    std::shared_ptr<RemoteConnections> remote,
+                    v1::WatchRequest request) {
+    auto* call =
+        new WatchCall(std::move(core), std::move(remote), std::move(request));
+    call->core_->AddCall(call);
+    call->remote_->watch_stub().async()->Watch(&call->context_, &call->request_,
+                                               call);
+    call->StartRead(&call->message_);
+    call->StartCall();
+  }
+
+  void Cancel() override { context_.TryCancel(); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows.
+    if (!first_ && !message_.bitfield().empty()) {
+      error_ = absl::DataLossError("remote sent a second bitfield");
+      context_.TryCancel();
+      return;
+    }
+    Deliver();
+    first_ = false;
+    message_.Clear();
+    StartRead(&message_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    const absl::Status why = error_.ok() ? FromGrpcStatus(status) : error_;
+    core_->RunCallback([&] { core_->listener().OnClosed(why); });
+    core_->RemoveCall(this);
+    delete this;
+  }
+
+ private:
+  WatchCall(std::shared_ptr<SessionCore> core,
+            std::shared_ptr<RemoteConnections> remote, v1::WatchRequest request)
+      : token_(core->liveness(), LiveToken::kCall),
+        core_(std::move(core)),
+        remote_(std::move(remote)),
+        request_(std::move(request)) {}
+
+  void Deliver();
+
+  // Destroyed in reverse: the context (with its channel reference) before
+  // the connections it came from, and the count last.
+  const LiveToken token_;
+  const std::shared_ptr<SessionCore> core_;
+  const std::shared_ptr<RemoteConnections> remote_;
+  const v1::WatchRequest request_;
+  grpc::ClientContext context_;
+  v1::Availability message_;
+  bool first_ = true;
+  absl::Status error_;
+};
+
+void WatchCall::Deliver() {
+  SessionListener& listener = core_->listener();
+  if (first_) {
+    core_->RunCallback(
+        [&] { listener.OnBitfield(std::move(*message_.mutable_bitfield())); });
+  }
+  if (!message_.have().empty()) {
+    std::vector<ReleasePieceIndex> pieces;
+    pieces.reserve(message_.have_size());
+    for (uint32_t piece : message_.have()) pieces.emplace_back(piece);
+    core_->RunCallback([&] { listener.OnHave(std::move(pieces)); });
+  }
+  if (!message_.peers().empty()) {
+    std::vector<v1::PeerAddress> peers(
+        std::make_move_iterator(message_.mutable_peers()->begin()),
+        std::make_move_iterator(message_.mutable_peers()->end()));
+    core_->RunCallback([&] { listener.OnPeers(std::move(peers)); });
+  }
+}
+
+absl::Status Malformed(absl::string_view what) {
+  return absl::DataLossError(absl::StrCat("malformed piece chunk: ", what));
+}
+
+// Assembles one piece from PieceChunk messages in wire form, copying the
+// data once, from the received buffers into a buffer of the expected length
+// (allocated at the first data, never from a length the remote claims).
+// Not thread-safe.
+class PieceAssembler {
+ public:
+  explicit PieceAssembler(uint64_t expected_length)
+      : expected_length_(expected_length) {}
+
+  // DATA_LOSS for anything but the next chunk of the piece.
+  absl::Status Add(grpc::ByteBuffer& chunk);
+
+  // DATA_LOSS unless exactly the expected bytes arrived.
+  absl::StatusOr<ReceivedPiece> Finish();
+
+ private:
+  absl::Status ReadData(google::protobuf::io::CodedInputStream& in,
+                        uint64_t offset);
+  absl::Status ReadProofElement(google::protobuf::io::CodedInputStream& in);
+  absl::Status CheckPieceLength(uint64_t piece_length) const;
+
+  const uint64_t expected_length_;
+  uint64_t received_ = 0;
+  int chunks_ = 0;
+  ReceivedPiece piece_;
+};
+
+absl::Status PieceAssembler::Add(grpc::ByteBuffer& chunk) {
+  grpc::ProtoBufferReader reader(&chunk);
+  google::protobuf::io::CodedInputStream in(&reader);
+  const bool first = chunks_++ == 0;
+  uint64_t offset = 0;
+  bool has_data = false, has_length = false;
+  while (const uint32_t tag = in.ReadTag()) {
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const bool varint =
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_VARINT;
+    const bool bytes = WireFormatLite::GetTagWireType(tag) ==
+                       WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    if (field == v1::PieceChunk::kOffsetFieldNumber && varint && !has_data) {
+      if (!in.ReadVarint64(&offset)) return Malformed("truncated offset");
+    } else if (field == v1::PieceChunk::kDataFieldNumber && bytes &&
+               !has_data) {
+      has_data = true;
+      if (absl::Status s = ReadData(in, offset); !s.ok()) return s;
+    } else if (field == v1::PieceChunk::kPieceLengthFieldNumber && varint &&
+               first) {
+      uint64_t piece_length = 0;
+      if (!in.ReadVarint64(&piece_length)) return Malformed("truncated length");
+      if (absl::Status s = CheckPieceLength(piece_length); !s.ok()) return s;
+      has_length = true;
+    } else if (field == v1::PieceChunk::kProofFieldNumber && bytes && first) {
+      if (absl::Status s = ReadProofElement(in); !s.ok()) return s;
+    } else if (field >= v1::PieceChunk::kOffsetFieldNumber &&
+               field <= v1::PieceChunk::kProofFieldNumber) {
+      return Malformed(absl::StrCat("unexpected field ", field));
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return Malformed("truncated unknown field");
+    }
+  }
+  if (!in.ConsumedEntireMessage()) return Malformed("bad field tag");
+  if (!has_data) return Malformed("chunk without data");
+  if (first && !has_length) return Malformed("first chunk without length");
+  return absl::OkStatus();
+}
+
+absl::Status PieceAssembler::ReadData(
+    google::protobuf::io::CodedInputStream& in, uint64_t offset) {
+  uint32_t length = 0;
+  if (!in.ReadVarint32(&length)) return Malformed("truncated data");
+  if (length == 0) return Malformed("empty data");
+  if (offset != received_) {
+    return absl::DataLossError(absl::StrCat("piece chunk at offset ", offset,
+                                            "; expected ", received_));
+  }
+  if (length > expected_length_ - received_) {
+    return absl::DataLossError(absl::StrCat(
+        "remote sent more than the ", expected_length_, " bytes of the piece"));
+  }
+  if (piece_.data.empty()) piece_.data.resize(expected_length_);
+  if (!in.ReadRaw(piece_.data.data() + received_, length)) {
+    return Malformed("truncated data");
+  }
+  received_ += length;
+  return absl::OkStatus();
+}
+
+absl::Status PieceAssembler::ReadProofElement(
+    google::protobuf::io::CodedInputStream& in) {
+  uint32_t length = 0;
+  if (!in.ReadVarint32(&length)) return Malformed("truncated proof");
+  if (length != kDigestSize) {
+    return absl::DataLossError(absl::StrCat(
+        "proof element of ", length, " bytes; hashes are ", kDigestSize));
+  }
+  if (piece_.proof.size() == kMaxProofLength) {
+    return absl::DataLossError(
+        absl::StrCat("proof longer than ", kMaxProofLength, " hashes"));
+  }
+  Digest& digest = piece_.proof.emplace_back();
+  if (!in.ReadRaw(digest.data(), kDigestSize)) {
+    return Malformed("truncated proof");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PieceAssembler::CheckPieceLength(uint64_t piece_length) const {
+  if (piece_length == expected_length_) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat("remote says the piece is ",
+                                          piece_length, " bytes; expected ",
+                                          expected_length_));
+}
+
+absl::StatusOr<ReceivedPiece> PieceAssembler::Finish() {
+  if (received_ != expected_length_) {
+    return absl::DataLossError(absl::StrCat(
+        "piece ended after ", received_, " of ", expected_length_, " bytes"));
+  }
+  return std::move(piece_);
+}
+
+// One FetchPiece call. It goes through the generic stub so that chunks
+// arrive as raw buffers for PieceAssembler; on the wire a bidi call that
+// sends one message is the same as a server-streaming one. Deletes itself
+// in OnDone.
+class FetchCall final
+    : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+      public Cancellable {
+ public:
+  static void Start(std::shared_ptr<SessionCore> core,
+                    std::shared_ptr<RemoteConnections> remote,
+                    const v1::FetchPieceRequest& request,
+                    uint64_t expected_length, absl::Duration timeout,
+                    PeerSession::PieceCallback done);
+
+  void Cancel() override { context_.TryCancel(); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows.
+    error_ = assembler_.Add(response_);
+    response_.Clear();
+    if (!error_.ok()) {
+      context_.TryCancel();
+      return;
+    }
+    StartRead(&response_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    absl::StatusOr<ReceivedPiece> result =
+        !error_.ok()  ? error_
+        : status.ok() ? assembler_.Finish()
+                      : absl::StatusOr<ReceivedPiece>(FromGrpcStatus(status));
+    core_->RunCallback([&] { done_(std::move(result)); });
+    done_ = nullptr;  // Its captures go before the session can be gone.
+    core_->RemoveCall(this);
+    delete this;
+  }
+
+ private:
+  FetchCall(std::shared_ptr<SessionCore> core,
+            std::shared_ptr<RemoteConnections> remote, uint64_t expected_length,
+            PeerSession::PieceCallback done)
+      : token_(core->liveness(), LiveToken::kCall),
+        core_(std::move(core)),
+        remote_(std::move(remote)),
+        assembler_(expected_length),
+        done_(std::move(done)) {}
+
+  // Destroyed in reverse, as in WatchCall.
+  const LiveToken token_;
+  const std::shared_ptr<SessionCore> core_;
+  const std::shared_ptr<RemoteConnections> remote_;
+  grpc::ClientContext context_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  PieceAssembler assembler_;
+  absl::Status error_;
+  PeerSession::PieceCallback done_;
+};
+
+void FetchCall::Start(std::shared_ptr<SessionCore> core,
+                      std::shared_ptr<RemoteConnections> remote,
+                      const v1::FetchPieceRequest& request,
+                      uint64_t expected_length, absl::Duration timeout,
+                      PeerSession::PieceCallback done) {
+  auto* call = new FetchCall(std::move(core), std::move(remote),
+                             expected_length, std::move(done));
+  bool own_buffer = false;
+  CHECK(grpc::SerializationTraits<v1::FetchPieceRequest>::Serialize(
+            request, &call->request_, &own_buffer)
+            .ok());
+  call->context_.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  call->core_->AddCall(call);
+  call->remote_->NextFetchStub().PrepareBidiStreamingCall(
+      &call->context_, kFetchPieceMethod, grpc::StubOptions(), call);
+  call->StartWriteLast(&call->request_, grpc::WriteOptions());
+  call->StartRead(&call->response_);
+  call->StartCall();
+}
+
+// Thread-safe, as PeerSession requires.
+class GrpcPeerSession final : public PeerSession {
+ public:
+  GrpcPeerSession(std::shared_ptr<RemoteConnections> remote,
+                  std::shared_ptr<SessionCore> core, std::string release_id)
+      : token_(core->liveness(), LiveToken::kSession),
+        remote_(std::move(remote)),
+        core_(std::move(core)),
+        release_id_(std::move(release_id)) {}
+
+  ~GrpcPeerSession() override { core_->Close(); }
+
+  void FetchPiece(ReleasePieceIndex piece, uint64_t expected_length,
+                  absl::Duration timeout, PieceCallback done) override {
+    if (!remote_->status().ok()) {
+      FailedCall::Start(core_, remote_->status(),
+                        [done = std::move(done)](absl::Status s) mutable {
+                          done(std::move(s));
+                        });
+      return;
+    }
+    v1::FetchPieceRequest request;
+    request.set_release_id(release_id_);
+    request.set_piece(piece.value());
+    FetchCall::Start(core_, remote_, request, expected_length, timeout,
+                     std::move(done));
+  }
+
+ private:
+  const LiveToken token_;
+  const std::shared_ptr<RemoteConnections> remote_;
+  const std::shared_ptr<SessionCore> core_;
+  const std::string release_id_;
+};
+
+}  // namespace
+
+GrpcTransport::GrpcTransport(GrpcSecurity security,
+                             GrpcTransportOptions options)
+    : security_(std::move(security)),
+      options_(options),
+      liveness_(std::make_shared<Liveness>()) {
+  CHECK_GE(options_.connections_per_remote, 1);
+}
+
+GrpcTransport::~GrpcTransport() {
+  absl::MutexLock lock(&liveness_->mu);
+  CHECK_EQ(liveness_->sessions, 0) << "sessions outlive their GrpcTransport";
+  liveness_->mu.Await(absl::Condition(
+      +[](Liveness* l) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return l->calls == 0;  // Evaluated with l->mu held.
+      },
+      liveness_.get()));
+  // remotes_ goes after this, dropping the channels on this thread.
+}
+
+std::shared_ptr<RemoteConnections> GrpcTransport::ConnectionsTo(
+    const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  // Drop the connections no session or call uses, once per as many Connects
+  // as there are remotes (amortized O(1)). Only this map hands out
+  // references, under mu_, so a use count of one is exact.
+  if (++connects_since_sweep_ >= remotes_.size()) {
+    absl::erase_if(remotes_,
+                   [](const auto& kv) { return kv.second.use_count() == 1; });
+    connects_since_sweep_ = 0;
+  }
+  std::shared_ptr<RemoteConnections>& remote = remotes_[address];
+  if (remote == nullptr) {
+    remote = std::make_shared<RemoteConnections>(
+        security_, address, options_.connections_per_remote);
+  }
+  return remote;
+}
+
+std::unique_ptr<PeerSession> GrpcTransport::Connect(
+    const v1::PeerAddress& remote, const std::string& release_id,
+    const v1::PeerAddress& self, SessionListener& listener) {
+  std::shared_ptr<RemoteConnections> connections =
+      ConnectionsTo(remote.address());
+  auto core = std::make_shared<SessionCore>(liveness_, listener);
+  auto session = std::make_unique<GrpcPeerSession>(connections, core,
+                                                   release_id);
+  if (connections->status().ok()) {
+    v1::WatchRequest request;
+    request.set_release_id(release_id);
+    *request.mutable_asker() = self;
+    WatchCall::Start(std::move(core), std::move(connections),
+                     std::move(request));
+  } else {
+    FailedCall::Start(std::move(core), connections->status(),
+                      [&listener](absl::Status s) { listener.OnClosed(s); });
+  }
+  return session;
+}
+
+}  // namespace shoal::agent

@@ -1,0 +1,88 @@
+// shoal-agent: downloads releases from nearby peers (and the origin when it
+// must), verifies every piece, serves them on, and answers shoalctl.
+
+#include <signal.h>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
+#include "agent/agent.h"
+#include "common/clock.h"
+#include "common/file_util.h"
+#include "glog/logging.h"
+
+ABSL_FLAG(std::string, tracker, "", "tracker replicas of this datacenter, HOST:PORT,...");
+ABSL_FLAG(std::string, listen, "127.0.0.1:7080", "peer data plane HOST:PORT (port 0 picks one)");
+ABSL_FLAG(std::string, advertise, "", "HOST:PORT peers dial (default: the bound --listen)");
+ABSL_FLAG(std::string, control, "", "control socket path (default <data_dir>/agent.sock)");
+ABSL_FLAG(std::string, data_dir, "/var/lib/shoal", "where releases and state are kept");
+ABSL_FLAG(std::string, datacenter, "", "this machine's datacenter (required)");
+ABSL_FLAG(std::string, rack, "", "this machine's rack (required)");
+ABSL_FLAG(std::string, trust, "", "trust file or publisher .pub key (required)");
+ABSL_FLAG(std::string, origin, "", "origin base URL when the tracker names none");
+ABSL_FLAG(std::string, metrics_listen, "", "HOST:PORT for /metrics, /healthz, /readyz");
+ABSL_FLAG(std::string, ready_file, "", "file to write the bound addresses to (JSON) once serving");
+ABSL_FLAG(int, max_peers, 16, "peer sessions per downloading release");
+ABSL_FLAG(int, max_uploads, 32, "pieces served at once");
+ABSL_FLAG(bool, durable, true, "fdatasync pieces before recording them (survives power loss)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate of this agent");
+ABSL_FLAG(std::string, tls_key, "", "PEM key of --tls_cert");
+ABSL_FLAG(std::string, tls_ca, "", "PEM fleet CA");
+ABSL_FLAG(bool, insecure, false, "plaintext, loopback only (demos)");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "shoal-agent --tracker=HOST:PORT --datacenter=DC --rack=RACK --trust=FILE [flags]");
+  absl::ParseCommandLine(argc, argv);
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+
+  shoal::agent::AgentConfig config;
+  config.trackers = absl::StrSplit(absl::GetFlag(FLAGS_tracker), ',', absl::SkipEmpty());
+  config.listen = absl::GetFlag(FLAGS_listen);
+  config.advertise = absl::GetFlag(FLAGS_advertise);
+  config.control = absl::GetFlag(FLAGS_control);
+  config.data_dir = absl::GetFlag(FLAGS_data_dir);
+  config.datacenter = absl::GetFlag(FLAGS_datacenter);
+  config.rack = absl::GetFlag(FLAGS_rack);
+  config.trust_path = absl::GetFlag(FLAGS_trust);
+  config.origin_url = absl::GetFlag(FLAGS_origin);
+  config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  config.download.max_peers = absl::GetFlag(FLAGS_max_peers);
+  config.peer_service.max_uploads = absl::GetFlag(FLAGS_max_uploads);
+  config.durable = absl::GetFlag(FLAGS_durable);
+  config.tls = {absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_insecure)};
+
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+
+  shoal::RealClock clock;
+  absl::StatusOr<std::unique_ptr<shoal::agent::Agent>> agent =
+      shoal::agent::Agent::Start(config, clock);
+  if (!agent.ok()) {
+    std::cerr << "shoal-agent: " << agent.status().message() << "\n";
+    return 1;
+  }
+  std::string ready_file = absl::GetFlag(FLAGS_ready_file);
+  if (!ready_file.empty()) {
+    absl::Status s = shoal::WriteFileAtomically(ready_file, (*agent)->ReadyJson() + "\n", 0644);
+    if (!s.ok()) {
+      std::cerr << "shoal-agent: " << s.message() << "\n";
+      return 1;
+    }
+  }
+  int sig = 0;
+  sigwait(&stop, &sig);
+  LOG(INFO) << "stopping on signal " << sig;
+  agent->reset();
+  return 0;
+}

@@ -1,0 +1,114 @@
+#include "agent/metrics.h"
+
+namespace shoal::agent {
+
+const char* LocalityName(Locality locality) {
+  switch (locality) {
+    case Locality::kRack:
+      return "rack";
+    case Locality::kDatacenter:
+      return "datacenter";
+    case Locality::kRemote:
+      return "remote";
+  }
+  return "remote";
+}
+
+AgentMetrics::AgentMetrics(std::shared_ptr<prometheus::Registry> registry)
+    : registry_(std::move(registry)),
+      verified_(prometheus::BuildCounter()
+                    .Name("shoal_agent_verified_bytes_total")
+                    .Help("Bytes of pieces that passed their Merkle proof, by "
+                          "source and locality.")
+                    .Register(*registry_)),
+      received_(prometheus::BuildCounter()
+                    .Name("shoal_agent_received_bytes_total")
+                    .Help("Piece bytes received, duplicates and failed pieces "
+                          "included.")
+                    .Register(*registry_)),
+      sent_(prometheus::BuildCounter()
+                .Name("shoal_agent_sent_bytes_total")
+                .Help("Piece bytes sent to other agents.")
+                .Register(*registry_)
+                .Add({})),
+      pieces_verified_(prometheus::BuildCounter()
+                           .Name("shoal_agent_pieces_verified_total")
+                           .Help("Pieces that passed their Merkle proof.")
+                           .Register(*registry_)
+                           .Add({})),
+      proof_failures_(
+          prometheus::BuildCounter()
+              .Name("shoal_agent_proof_failures_total")
+              .Help("Pieces that failed their Merkle proof and were dropped.")
+              .Register(*registry_)
+              .Add({})),
+      bans_(prometheus::BuildCounter()
+                .Name("shoal_agent_peer_bans_total")
+                .Help("Peers banned from a release for sending a piece that "
+                      "failed its proof.")
+                .Register(*registry_)
+                .Add({})),
+      peers_(prometheus::BuildGauge()
+                 .Name("shoal_agent_peers")
+                 .Help("Peer sessions by state.")
+                 .Register(*registry_)),
+      releases_(prometheus::BuildGauge()
+                    .Name("shoal_agent_releases")
+                    .Help("Releases on this agent by state.")
+                    .Register(*registry_)),
+      progress_(prometheus::BuildGauge()
+                    .Name("shoal_agent_release_progress_ratio")
+                    .Help("Share of a release's bytes verified on this agent.")
+                    .Register(*registry_)),
+      disk_used_(prometheus::BuildGauge()
+                     .Name("shoal_agent_disk_used_bytes")
+                     .Help("Bytes the agent's releases occupy on disk.")
+                     .Register(*registry_)
+                     .Add({})) {}
+
+void AgentMetrics::CountVerified(Source source, Locality locality,
+                                 uint64_t bytes) {
+  const char* locality_name =
+      source == Source::kOrigin ? "origin" : LocalityName(locality);
+  verified_
+      .Add({{"source", source == Source::kOrigin ? "origin" : "peer"},
+            {"locality", locality_name}})
+      .Increment(bytes);
+  pieces_verified_.Increment();
+}
+
+void AgentMetrics::CountReceived(Source source, uint64_t bytes) {
+  received_.Add({{"source", source == Source::kOrigin ? "origin" : "peer"}})
+      .Increment(bytes);
+}
+
+void AgentMetrics::CountSent(uint64_t bytes) { sent_.Increment(bytes); }
+void AgentMetrics::CountProofFailure() { proof_failures_.Increment(); }
+void AgentMetrics::CountBan() { bans_.Increment(); }
+
+void AgentMetrics::SetPeers(const std::string& state, double count) {
+  peers_.Add({{"state", state}}).Set(count);
+}
+
+void AgentMetrics::SetReleases(const std::string& state, double count) {
+  releases_.Add({{"state", state}}).Set(count);
+}
+
+void AgentMetrics::SetProgress(const std::string& release, double ratio) {
+  absl::MutexLock lock(&mu_);
+  prometheus::Gauge*& gauge = progress_by_release_[release];
+  if (gauge == nullptr) gauge = &progress_.Add({{"release", release}});
+  gauge->Set(ratio);
+}
+
+void AgentMetrics::ForgetRelease(const std::string& release) {
+  absl::MutexLock lock(&mu_);
+  auto it = progress_by_release_.find(release);
+  if (it == progress_by_release_.end()) return;
+  progress_.Remove(it->second);
+  progress_by_release_.erase(it);
+}
+
+void AgentMetrics::SetDiskUsed(double bytes) { disk_used_.Set(bytes); }
+
+}  // namespace shoal::agent

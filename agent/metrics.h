@@ -1,0 +1,64 @@
+#pragma once
+
+// The agent's Prometheus metrics (docs/metrics.md). Labels are bounded:
+// source (peer, origin), locality (rack, datacenter, remote, origin), state,
+// release (name@version); never peer ids, addresses or piece numbers.
+// Thread-safe.
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+#include "agent/scheduler.h"
+
+namespace shoal::agent {
+
+enum class Source { kPeer, kOrigin };
+
+const char* LocalityName(Locality locality);
+
+class AgentMetrics {
+ public:
+  explicit AgentMetrics(std::shared_ptr<prometheus::Registry> registry);
+
+  // Bytes of a piece that passed its proof.
+  void CountVerified(Source source, Locality locality, uint64_t bytes);
+  // Every piece byte off the wire, duplicates and failed pieces included.
+  void CountReceived(Source source, uint64_t bytes);
+  void CountSent(uint64_t bytes);
+  void CountProofFailure();
+  void CountBan();
+  void SetPeers(const std::string& state, double count);
+  void SetReleases(const std::string& state, double count);
+  void SetProgress(const std::string& release, double ratio);
+  void ForgetRelease(const std::string& release);
+  void SetDiskUsed(double bytes);
+
+  const std::shared_ptr<prometheus::Registry>& registry() const {
+    return registry_;
+  }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& verified_;
+  prometheus::Family<prometheus::Counter>& received_;
+  prometheus::Counter& sent_;
+  prometheus::Counter& pieces_verified_;
+  prometheus::Counter& proof_failures_;
+  prometheus::Counter& bans_;
+  prometheus::Family<prometheus::Gauge>& peers_;
+  prometheus::Family<prometheus::Gauge>& releases_;
+  prometheus::Family<prometheus::Gauge>& progress_;
+  prometheus::Gauge& disk_used_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, prometheus::Gauge*> progress_by_release_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace shoal::agent
