@@ -121,7 +121,10 @@ absl::Status Agent::StartServers() {
 }
 
 Agent::~Agent() {
-  stop_.Notify();
+  {
+    absl::MutexLock lock(&announce_mu_);
+    stopping_ = true;
+  }
   if (announcer_.joinable()) announcer_.join();
   if (control_server_ != nullptr) control_server_->Shutdown();
   if (peer_service_ != nullptr) peer_service_->Shutdown();
@@ -144,8 +147,12 @@ std::shared_ptr<Agent::Release> Agent::Find(const std::string& release_id) {
 void Agent::Notify(const std::string& release_id, ReleasePieceIndex piece) {
   std::shared_ptr<Release> r = Find(release_id);
   if (r == nullptr) return;
-  absl::MutexLock lock(&r->hub_mu);
-  for (HaveListener* l : r->listeners) l->OnHave(piece);
+  {
+    absl::MutexLock lock(&r->hub_mu);
+    for (HaveListener* l : r->listeners) l->OnHave(piece);
+  }
+  // Seeders are what the tracker most needs to hear about, and at once.
+  if (r->download->store().complete()) RequestAnnounce();
 }
 
 absl::Status Agent::StartRelease(const Manifest& manifest, std::unique_ptr<ReleaseStore> store,

@@ -133,7 +133,11 @@ class Agent final : public PieceSource {
   // shared_ptr: a Release is read by RPC threads while Remove may drop it.
   absl::flat_hash_map<std::string, std::shared_ptr<Release>> releases_ ABSL_GUARDED_BY(mu_);
 
-  absl::Notification stop_;
+  // Wakes the announce loop early: a release was added or completed.
+  void RequestAnnounce();
+  absl::Mutex announce_mu_;
+  bool announce_requested_ ABSL_GUARDED_BY(announce_mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(announce_mu_) = false;
   std::thread announcer_;
 };
 

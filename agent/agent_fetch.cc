@@ -101,7 +101,13 @@ absl::StatusOr<std::string> Agent::Fetch(const std::string& release) {
   LOG(INFO) << "fetching " << manifest.display_name() << " (" << id << "), "
             << manifest.total_size() << " bytes";
   RETURN_IF_ERROR(StartRelease(manifest, std::move(store), std::move(urls)));
+  RequestAnnounce();
   return id;
+}
+
+void Agent::RequestAnnounce() {
+  absl::MutexLock lock(&announce_mu_);
+  announce_requested_ = true;
 }
 
 absl::StatusOr<v1::ReleaseStatus> Agent::ReleaseStatusOf(const std::string& release_id) {
@@ -194,7 +200,16 @@ void Agent::AnnounceLoop() {
     }
     if (downloading) interval = std::min(interval, absl::Seconds(5));
     Status();  // refreshes the disk gauge
-  } while (!stop_.WaitForNotificationWithTimeout(interval));
+    // At most one announce a second, however often one is requested.
+    absl::MutexLock lock(&announce_mu_);
+    announce_mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Seconds(1));
+    auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(announce_mu_) {
+      return stopping_ || announce_requested_;
+    };
+    announce_mu_.AwaitWithTimeout(absl::Condition(&wake), interval - absl::Seconds(1));
+    if (stopping_) break;
+    announce_requested_ = false;
+  } while (true);
   v1::AnnounceRequest goodbye = BuildAnnounce();
   for (v1::ReleaseAnnounce& a : *goodbye.mutable_releases()) a.set_state(v1::PEER_STATE_STOPPED);
   if (goodbye.releases_size() > 0) tracker_->Announce(goodbye).IgnoreError();

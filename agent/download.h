@@ -147,7 +147,7 @@ class ReleaseDownload {
   uint64_t next_key_ = 1;
   absl::flat_hash_map<PeerKey, std::unique_ptr<Session>> sessions_;
   absl::flat_hash_map<std::string, absl::Time> dial_backoff_;  // peer id
-  absl::Time next_peer_refresh_ = absl::InfinitePast();
+  absl::Time last_peer_refresh_ = absl::InfinitePast();
   bool refresh_in_flight_ = false;
   bool lease_in_flight_ = false;
 

@@ -31,13 +31,18 @@ void ReleaseDownload::WorkerLoop() {
 }
 
 void ReleaseDownload::RefreshPeers(absl::Time now) {
-  bool short_of_peers = static_cast<int>(sessions_.size()) < options_.max_peers / 2;
   if (context_.tracker == nullptr || refresh_in_flight_) return;
-  if (now < next_peer_refresh_ && !(short_of_peers && now >= next_peer_refresh_ - options_.peer_refresh / 2)) {
-    return;
+  // Ask again soon while this agent has no peer at all (a seeder may just
+  // have announced), sooner than usual while short of peers.
+  absl::Duration wait = options_.peer_refresh;
+  if (sessions_.empty()) {
+    wait = absl::Seconds(1);
+  } else if (static_cast<int>(sessions_.size()) < options_.max_peers / 2) {
+    wait = options_.peer_refresh / 2;
   }
+  if (now < last_peer_refresh_ + wait) return;
+  last_peer_refresh_ = now;
   refresh_in_flight_ = true;
-  next_peer_refresh_ = now + options_.peer_refresh;
   RunOnWorker([this] {
     v1::GetPeersRequest request;
     request.set_peer_id(context_.self.peer_id());

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "agent/upload_gate.h"
 #include "common/bitfield.h"
 #include "glog/logging.h"
 

@@ -47,7 +47,7 @@ struct SwarmConfig {
   SchedulerConfig scheduler;
   // Uploads an agent serves at once; further requests are answered busy.
   int upload_slots = 8;
-  // The serving rule of UploadGate (agent/scheduler.h): an agent refuses
+  // The serving rule of UploadGate (agent/upload_gate.h): an agent refuses
   // (busy) a piece it is already sending while it still holds pieces it
   // has never sent.
   bool distinct_first = true;

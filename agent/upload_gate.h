@@ -10,12 +10,14 @@
 
 namespace shoal::agent {
 
-// At most `slots` uploads at once; and, with `distinct_first`,
-// while the agent holds pieces it has never started sending, it refuses a
-// piece it is sending to someone else right now, so that the asker picks
-// another piece. A lone seed thus spends its upload on pieces nobody holds
-// yet instead of on two copies of one; once every piece it holds has gone
-// out, or for a piece nobody else is fetching, it serves anything.
+// Admission of piece uploads for one release on one agent. At most `slots`
+// uploads at once; and, with `distinct_first`, while the agent holds pieces
+// it has never started sending, it refuses a piece it is sending to someone
+// else right now, so that the asker (whose scheduler treats the refusal as
+// busy) picks another piece. A lone seed thus spends its upload on pieces
+// nobody holds yet instead of on two copies of one: in the swarm simulator
+// it sends every piece once before any twice. Never refuses for long: a
+// piece is refused only while another copy of it is on its way.
 // Thread-compatible.
 class UploadGate {
  public:

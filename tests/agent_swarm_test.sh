@@ -15,7 +15,7 @@ cleanup() {
 }
 trap cleanup EXIT
 failures=0
-ok() { echo "ok   $1"; }
+ok() { echo "ok   $1 (${SECONDS}s)"; }
 bad() { echo "FAIL $1"; failures=$((failures + 1)); }
 wait_file() { for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
 json() { /usr/bin/python3 -c "import json,sys; print(json.load(open('$1'))['$2'])"; }
