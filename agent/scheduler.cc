@@ -21,6 +21,11 @@ constexpr double kVerySlowFactor = 8;
 // Weight of the newest sample in a seconds-per-byte average.
 constexpr double kRateSmoothing = 0.3;
 
+// Tiers of holders: the three localities of peers in good standing, then
+// the same for peers whose last request failed, so that a peer in doubt
+// does not hold its pieces back from farther holders.
+constexpr int kTiers = 2 * kNumLocalities;
+
 // a |= b, byte by byte; `b` is at least as long as `a`.
 void Or(std::string& a, const std::string& b) {
   for (size_t i = 0; i < a.size(); ++i) a[i] |= b[i];
@@ -107,6 +112,7 @@ Scheduler::Scheduler(const SchedulerConfig& config,
       have_(std::move(have)),
       verified_(have_.Count()),
       availability_(lengths_.size(), 0),
+      in_rack_(lengths_.size(), 0),
       in_flight_(have_.num_pieces()),
       typical_seconds_per_byte_(1.0 / config.assumed_rate) {}
 
@@ -144,27 +150,21 @@ std::vector<Scheduler::Open> Scheduler::OpenPeers(absl::Time now) {
 
 std::vector<std::pair<int, uint32_t>> Scheduler::Wanted(
     const std::vector<Open>& open, absl::Time now) const {
-  // Byte-wise, per locality: what usable peers claim, and what open ones do.
+  // Byte-wise, per tier: what usable peers claim, and what open ones do.
   const size_t size = have_.bytes().size();
-  std::array<std::string, kNumLocalities> held, offered;
+  std::array<std::string, kTiers> held, offered;
   held.fill(std::string(size, '\0'));
   offered.fill(std::string(size, '\0'));
   for (const auto& [unused_key, peer] : peers_) {
-    // A peer whose last request failed does not hold pieces back from
-    // farther holders while it is in doubt.
-    if (peer.drop || peer.claim_count == 0 || peer.consecutive_failures > 0) {
-      continue;
-    }
-    Or(held[static_cast<int>(peer.locality)], peer.claims.bytes());
+    if (!peer.drop) Or(held[TierOf(peer)], peer.claims.bytes());
   }
-  for (const Open& o : open) {
-    Or(offered[static_cast<int>(o.peer->locality)], o.peer->claims.bytes());
-  }
+  for (const Open& o : open) Or(offered[TierOf(*o.peer)], o.peer->claims.bytes());
   std::vector<std::pair<int, uint32_t>> wanted;
   for (size_t i = 0; i < size; ++i) {
     // Missing pieces not yet placed at a nearer tier.
-    uint8_t left = static_cast<uint8_t>(~(have_.bytes()[i] | in_flight_.bytes()[i]));
-    for (int tier = 0; tier < kNumLocalities && left != 0; ++tier) {
+    uint8_t left =
+        static_cast<uint8_t>(~(have_.bytes()[i] | in_flight_.bytes()[i]));
+    for (int tier = 0; tier < kTiers && left != 0; ++tier) {
       const uint8_t here = left & static_cast<uint8_t>(held[tier][i]);
       left &= static_cast<uint8_t>(~here);
       const uint8_t ready = here & static_cast<uint8_t>(offered[tier][i]);
@@ -182,16 +182,20 @@ std::vector<std::pair<int, uint32_t>> Scheduler::Wanted(
 
 void Scheduler::PickRarest(absl::Time now, std::vector<Open>& open,
                            std::vector<Assignment>& out) {
-  // (nearest open holder, availability, random tie break, piece)
-  std::vector<std::tuple<int, uint32_t, uint32_t, uint32_t>> candidates;
+  // (holders in this rack, nearest tier, holders, random tie break, piece):
+  // what the rack lacks first, so that it flows in while the rack shares
+  // what it has.
+  std::vector<std::tuple<uint32_t, int, uint32_t, uint32_t, uint32_t>>
+      candidates;
   for (const auto& [tier, piece] : Wanted(open, now)) {
-    candidates.emplace_back(tier, availability_[piece],
+    candidates.emplace_back(in_rack_[piece], tier, availability_[piece],
                             absl::Uniform<uint32_t>(rng_), piece);
   }
   std::sort(candidates.begin(), candidates.end());
-  for (const auto& [tier, unused_avail, unused_tie, piece] : candidates) {
+  for (const auto& [unused_rack, tier, unused_avail, unused_tie, piece] :
+       candidates) {
     if (open.empty() || total_in_flight_ >= config_.max_in_flight) break;
-    const int i = ChooseHolder(piece, now, open, tier, nullptr);
+    const int i = ChooseHolder(piece, now, open, tier % kNumLocalities, nullptr);
     if (i < 0) continue;
     out.push_back(Assign(open[i], piece, now, /*endgame=*/false));
     if (open[i].peer->in_flight >= config_.max_in_flight_per_peer) {
@@ -265,6 +269,11 @@ int Scheduler::ChooseHolder(uint32_t piece, absl::Time now,
     }
   }
   return best;
+}
+
+int Scheduler::TierOf(const Peer& peer) {
+  return static_cast<int>(peer.locality) +
+         (peer.consecutive_failures > 0 ? kNumLocalities : 0);
 }
 
 int Scheduler::SpeedClass(const Peer& peer) const {

@@ -9,52 +9,54 @@
 //
 // The engine's loop, roughly:
 //
-//   on a peer's bitfield / have:     scheduler.OnBitfield / OnHave
-//   on a verified piece:             cancels = scheduler.OnPieceVerified(...)
-//   on a failed fetch:               scheduler.OnPieceFailed(...)
-//   now and then (and after events):
-//     for (Cancel c : scheduler.Expired(now))    cancel c,
-//     OnPieceFailed(kTimeout) for (Drop d : scheduler.PeersToDrop(now))  close
-//     d.peer, RemovePeer for (OriginWant w : scheduler.PiecesWantingOrigin(now,
-//     n)) ask for a lease for (Assignment a : scheduler.NextRequests(now))
-//     FetchPiece(a...)
+//   peer events     -> OnBitfield, OnHave
+//   piece verified  -> OnPieceVerified; cancel the copies it returns
+//   fetch failed    -> OnPieceFailed
+//   after events and now and then:
+//     Expired(now)             -> cancel each, then OnPieceFailed(kTimeout)
+//     PeersToDrop(now)         -> close each session, then RemovePeer
+//     PiecesWantingOrigin(...) -> ask the tracker for leases, OnOriginLease
+//     NextRequests(now)        -> FetchPiece for each assignment
 //
 // Rules (parameters in SchedulerConfig):
-// - Local, then rarest first: a piece is asked only of peers at its nearest
-//   tier (if a rack peer claims it, it is not fetched from another rack,
-//   except as an endgame copy or while every rack holder's last request
-//   failed); pieces of the rack tier come before those of
-//   the datacenter tier, and those before remote ones; within a tier,
-//   pieces held by the fewest usable peers come first, ties broken at
-//   random. A piece is asked of one peer at a time, except in endgame.
+// - Local, then rarest first. A piece is asked only of peers at its nearest
+//   tier: if a rack peer claims it, it is not fetched from another rack
+//   (except as an endgame copy, or while every rack holder's last request
+//   failed). Pieces are asked for in this order: fewest holders in this
+//   rack (what the rack lacks flows in first), nearest tier, fewest usable
+//   holders, random. A piece is asked of one peer at a time, except in
+//   endgame.
 // - Peer choice among the holders of a piece: nearest locality first; then
 //   speed (peers measured at more than 2x, or 8x, the typical time per byte
 //   come later); then peers that are not complete (a complete peer's upload
 //   is best spent on what only it holds); then the fewest requests in
 //   flight; then at random.
 // - At most `max_in_flight_per_peer` requests per peer and `max_in_flight`
-//   in all (endgame duplicates count only against the per-peer limit).
+//   in all (endgame copies count only against the per-peer limit).
 // - Endgame, once every missing piece is in flight: a piece whose newest
 //   request has been out for `endgame_after` x the typical piece time is
 //   asked of a further holder, up to `endgame_max_copies` copies, fewest
 //   copies and oldest request first; the first verified copy cancels others.
-// - Deadlines: factor x the piece length x the peer's observed seconds per
-//   byte (an average over its recent pieces; `assumed_rate` until measured),
-//   within [min_timeout, max_timeout].
+// - Deadlines: `timeout_factor` x the piece length x the peer's observed
+//   seconds per byte (smoothed over its pieces; `assumed_rate` until
+//   measured), within [min_timeout, max_timeout].
 // - Dropped peers (PeersToDrop): below `min_peer_rate` over `rate_window`
-//   while busy for longer than max(grace, rate_window) (kSlow);
-//   `max_consecutive_failures` timeouts or errors, or a timeout before the
-//   peer delivered anything (kFailures);
-//   `max_refusals` NOT_FOUNDs for pieces it claimed (kLying); a malformed
-//   bitfield or have (kMisbehaving); a piece that failed its proof (kBanned:
-//   also banned for the life of this scheduler, AddPeer refuses it again).
+//   after requests were in flight for max(grace, rate_window) without a
+//   break (kSlow); `max_consecutive_failures` timeouts or errors, or a
+//   timeout before the peer delivered anything (kFailures); `max_refusals`
+//   NOT_FOUNDs for pieces it claimed, each of which also withdraws that
+//   claim (kLying); a malformed bitfield or have (kMisbehaving); a piece that
+//   failed its proof (kBanned: banned for the life of this scheduler, and
+//   AddPeer refuses it again).
 // - A peer that failed a piece (timeout, error, refusal) is not asked for
-//   that piece again for `failure_memory`; a busy peer (kBusy) is left alone
-//   for `busy_backoff` and not asked for that piece for 4 x busy_backoff.
+//   that piece again for `failure_memory`. A busy peer (kBusy) is left alone
+//   for `busy_backoff`, doubled for each busy answer in a row up to 8x, with
+//   jitter, and is not asked for that piece for 4 x busy_backoff.
 // - Origin: pieces no usable peer claims, or whose usable holders all failed
 //   them within `failure_memory`, are offered by PiecesWantingOrigin, at
 //   most `max_origin_in_flight` awaiting a lease or being fetched; a denied
-//   lease or a failed fetch is offered again after `origin_retry`.
+//   lease or a failed fetch is offered again after `origin_retry`. Pieces
+//   being fetched from the origin are not asked of peers.
 //
 // Untrusted input: bitfields and haves come from peers; a wrong size or an
 // out-of-range piece returns INVALID_ARGUMENT and marks the peer
@@ -71,6 +73,7 @@
 #include <set>
 #include <string>
 #include <vector>
+
 #include "absl/random/bit_gen_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -309,6 +312,9 @@ class Scheduler {
   // waits for one; it is not fetched from farther), with that tier.
   std::vector<std::pair<int, uint32_t>> Wanted(const std::vector<Open>& open,
                                                absl::Time now) const;
+  // The locality of the peer, plus kNumLocalities if its last request
+  // failed.
+  static int TierOf(const Peer& peer);
   // 0 for peers about as fast per byte as the typical one (or unmeasured),
   // 1 for slow, 2 for very slow ones.
   int SpeedClass(const Peer& peer) const;
@@ -317,10 +323,9 @@ class Scheduler {
                   std::vector<Assignment>& out);
   void PickEndgame(absl::Time now, std::vector<Open>& open,
                    std::vector<Assignment>& out);
-  // Index into `open` of the best holder of `piece` not already asked for
-  // it, or -1.
-  // Only peers at most `farthest` away (a Locality value) qualify.
-  // `requested`: the piece's requests in flight (endgame), or null.
+  // Index into `open` of the best holder of `piece` at most `farthest` away
+  // (a Locality value) and not among `requested` (the piece's requests in
+  // flight, for endgame; may be null), or -1.
   int ChooseHolder(uint32_t piece, absl::Time now,
                    const std::vector<Open>& open, int farthest,
                    const std::vector<Request>* requested);
@@ -336,6 +341,9 @@ class Scheduler {
   // Records `piece` as held and ends its requests; returns those not from
   // `from` as cancels.
   std::vector<Cancel> MarkHave(uint32_t piece, std::optional<PeerKey> from);
+  // Adds `delta` to the counts of holders of `piece`.
+  void Claim(const Peer& peer, uint32_t piece, int delta);
+  // Claim() for every piece the peer claims.
   void Count(const Peer& peer, int delta);
   bool OriginBusyFor(uint32_t piece, absl::Time now) const;
   void MarkDrop(PeerKey key, Peer& peer, DropReason reason);
@@ -350,7 +358,8 @@ class Scheduler {
   absl::BitGenRef rng_;
   Bitfield have_;
   uint32_t verified_ = 0;
-  std::vector<uint32_t> availability_;
+  std::vector<uint32_t> availability_;  // usable holders, by piece
+  std::vector<uint32_t> in_rack_;       // usable holders in this rack
   Bitfield in_flight_;  // pieces with at least one request in flight
   double typical_seconds_per_byte_;
   std::map<PeerKey, Peer> peers_;

@@ -90,7 +90,9 @@ TEST_F(SchedulerFailureTest, RepeatedRefusalsDropAPeerAsLying) {
   for (int i = 0; i < 3; ++i) {
     const Assignment a = Next().at(0);
     verdicts.push_back(Fail(1, a.piece.value(), FailureReason::kRefused));
-    if (i == 0) EXPECT_EQ(scheduler().Availability(a.piece), 0u);
+    if (i == 0) {
+      EXPECT_EQ(scheduler().Availability(a.piece), 0u);  // no longer claimed
+    }
   }
   EXPECT_EQ(verdicts, (std::vector<PeerVerdict>{
                           PeerVerdict::kKeep, PeerVerdict::kKeep,

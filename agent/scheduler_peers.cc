@@ -78,14 +78,19 @@ absl::Status Scheduler::OnHave(PeerKey key, ReleasePieceIndex piece) {
   if (peer.claims.Get(piece)) return absl::OkStatus();
   peer.claims.Set(piece);
   ++peer.claim_count;
-  if (!peer.drop) ++availability_[piece.value()];
+  if (!peer.drop) Claim(peer, piece.value(), +1);
   return absl::OkStatus();
+}
+
+void Scheduler::Claim(const Peer& peer, uint32_t piece, int delta) {
+  availability_[piece] += delta;
+  if (peer.locality == Locality::kRack) in_rack_[piece] += delta;
 }
 
 void Scheduler::Count(const Peer& peer, int delta) {
   if (peer.claim_count == 0) return;
   for (uint32_t i = 0; i < have_.num_pieces(); ++i) {
-    if (peer.claims.Get(ReleasePieceIndex(i))) availability_[i] += delta;
+    if (peer.claims.Get(ReleasePieceIndex(i))) Claim(peer, i, delta);
   }
 }
 
@@ -139,7 +144,7 @@ PeerVerdict Scheduler::CountFailure(PeerKey key, Peer& peer, uint32_t piece,
       if (peer.claims.Get(ReleasePieceIndex(piece))) {
         peer.claims.Set(ReleasePieceIndex(piece), false);
         --peer.claim_count;
-        --availability_[piece];
+        Claim(peer, piece, -1);
       }
       if (++peer.refusals < config_.max_refusals) return PeerVerdict::kKeep;
       MarkDrop(key, peer, DropReason::kLying);

@@ -203,6 +203,18 @@ TEST(SwarmSimTest, MostBytesComeFromTheSameRackWhenItHasThem) {
   EXPECT_GT(same_rack, 0.8);
 }
 
+TEST(SwarmSimTest, FewCopiesCrossRacksFromALoneSeed) {
+  SwarmConfig config = OneSeed(0);
+  for (int i = 0; i < 20; ++i) config.agents.push_back(Agent(i % 2));
+  const SwarmResult r = Simulate(config);
+  ASSERT_TRUE(r.all_complete);
+  const auto by = r.BytesByLocality();
+  const double cross = by[1] / static_cast<double>(r.release_bytes);
+  std::cout << "copies across racks " << cross << "\n";
+  EXPECT_LT(cross, 2.0);
+  EXPECT_LT(r.CompletionRatio(), 1.25);
+}
+
 TEST(SwarmSimTest, SameConfigGivesTheSameRun) {
   const SwarmResult a = Simulate(OneSeed(8));
   const SwarmResult b = Simulate(OneSeed(8));

@@ -2,9 +2,11 @@
 # A small swarm of real processes on loopback: the embedded origin, one
 # tracker, five agents. One agent fetches the release first (from the origin,
 # under leases), then four fetch it at once from it and from each other.
-# Checks: every agent completes, every file is byte-identical to the input,
-# and the origin sent at most 1.25 x the release size in all.
+# Every gRPC link runs mutual TLS with a fleet CA made here. Checks: every
+# agent completes, every file is byte-identical to the input, and the origin
+# sent at most 1.25 x the release size in all.
 set -uo pipefail
+source "$(dirname "$0")/testlib.sh"
 publish=$(realpath "$1"); tracker=$(realpath "$2"); agent=$(realpath "$3"); ctl=$(realpath "$4")
 work=$(mktemp -d)
 pids=()
@@ -14,12 +16,11 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-failures=0
-ok() { echo "ok   $1 (${SECONDS}s)"; }
-bad() { echo "FAIL $1"; failures=$((failures + 1)); }
-wait_file() { for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
-json() { /usr/bin/python3 -c "import json,sys; print(json.load(open('$1'))['$2'])"; }
 cd "$work"
+make_fleet_ca
+issue_cert tracker "IP:127.0.0.1"
+issue_cert agent "IP:127.0.0.1,DNS:agent.fleet"
+issue_cert publisher "DNS:publisher.fleet"
 
 mkdir -p in/bin in/assets
 head -c $((9 * 1048576 + 4321)) /dev/urandom > in/assets/pack.bin
@@ -32,19 +33,20 @@ size=$(( 9 * 1048576 + 4321 + 3 * 1048576 + 777 ))
 
 "$publish" serve --origin=origin --listen=127.0.0.1:0 --ready_file=origin.addr 2>origin.log &
 pids+=($!)
-"$tracker" --listen=127.0.0.1:0 --datacenter=dc1 --trust=key.pub --insecure \
+"$tracker" --listen=127.0.0.1:0 --datacenter=dc1 --trust=key.pub $(tls_flags tracker) \
+  --admin_identities=publisher.fleet \
   --ready_file=tracker.json 2>tracker.log &
 pids+=($!)
 wait_file origin.addr && wait_file tracker.json || { bad "origin or tracker did not start"; exit 1; }
-tracker_addr=$(json tracker.json grpc)
+tracker_addr=$(json_field tracker.json grpc)
 "$publish" register --tracker="$tracker_addr" --origin=origin \
-  --origin_url="http://$(cat origin.addr)/" --insecure game@1 >/dev/null 2>register.log \
+  --origin_url="http://$(cat origin.addr)/" $(tls_flags publisher) game@1 >/dev/null 2>register.log \
   && ok "release registered" || { bad "register: $(cat register.log)"; exit 1; }
 
 for i in 1 2 3 4 5; do
   rack=r$(( i % 2 + 1 ))
   "$agent" --tracker="$tracker_addr" --listen=127.0.0.1:0 --data_dir="a$i" --datacenter=dc1 \
-    --rack="$rack" --trust=key.pub --insecure --durable=false --ready_file="a$i.json" \
+    --rack="$rack" --trust=key.pub $(tls_flags agent) --durable=false --ready_file="a$i.json" \
     2>"a$i.log" &
   pids+=($!)
 done
@@ -84,5 +86,4 @@ limit=$(( size * 125 / 100 ))
 [ "$peer_bytes" -ge $(( size * 3 )) ] && ok "the other agents got most bytes from peers" \
   || bad "only $peer_bytes bytes came from peers"
 
-echo "$failures failure(s)"
-[ "$failures" -eq 0 ]
+finish

@@ -4,6 +4,7 @@
 # release as an admin identity, a non-admin refused, an untrusted manifest
 # refused, metrics and health served, a clean stop on SIGTERM.
 set -uo pipefail
+source "$(dirname "$0")/testlib.sh"
 publish=$(realpath "$1")
 tracker=$(realpath "$2")
 work=$(mktemp -d)
@@ -13,26 +14,14 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-failures=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; failures=$((failures + 1)); }
-wait_file() { for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
 cd "$work"
 
 # A fleet CA and three certificates: the tracker (IP SAN 127.0.0.1), a
 # publisher (an admin identity) and an agent (not one).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj /CN=fleet-ca -keyout ca.key -out ca.pem 2>/dev/null
-issue() {  # issue NAME SAN
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" \
-    -keyout "$1.key" -out "$1.csr" 2>/dev/null
-  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$2" > "$1.ext"
-  openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
-    -extfile "$1.ext" -out "$1.pem" 2>/dev/null
-}
-issue tracker "IP:127.0.0.1,DNS:localhost"
-issue publisher "DNS:publisher.fleet"
-issue agent "DNS:agent-7.fleet"
+make_fleet_ca
+issue_cert tracker "IP:127.0.0.1,DNS:localhost"
+issue_cert publisher "DNS:publisher.fleet"
+issue_cert agent "DNS:agent-7.fleet"
 
 "$publish" keygen --out=release.key >/dev/null 2>&1
 "$publish" keygen --out=stranger.key >/dev/null 2>&1
@@ -46,21 +35,20 @@ mkdir in && head -c 200000 /dev/urandom > in/app.bin
 pids+=($!)
 tracker_pid=$!
 if wait_file ready.json; then ok "tracker writes its ready file"; else bad "tracker ready file"; cat tracker.log; exit 1; fi
-grpc=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open("ready.json"))["grpc"])')
-metrics=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open("ready.json"))["metrics"])')
+grpc=$(json_field ready.json grpc)
+metrics=$(json_field ready.json metrics)
 grep -q "$grpc" tracker.log && ok "tracker logs the bound address" || bad "bound address in log"
 
-tls_as() { echo "--tls_cert=$1.pem --tls_key=$1.key --tls_ca=ca.pem"; }
-out=$("$publish" register --tracker="$grpc" --origin=origin --origin_url=http://127.0.0.1:1/ $(tls_as publisher) app@1 2>&1)
+out=$("$publish" register --tracker="$grpc" --origin=origin --origin_url=http://127.0.0.1:1/ $(tls_flags publisher) app@1 2>&1)
 grep -q "registered" <<<"$out" && ! grep -q "already" <<<"$out" && ok "admin registers a release" || bad "admin register: $out"
-out=$("$publish" register --tracker="$grpc" --origin=origin --origin_url=http://127.0.0.1:1/ $(tls_as publisher) app@1 2>&1)
+out=$("$publish" register --tracker="$grpc" --origin=origin --origin_url=http://127.0.0.1:1/ $(tls_flags publisher) app@1 2>&1)
 grep -q "already registered" <<<"$out" && ok "registering again is idempotent" || bad "re-register: $out"
-if out=$("$publish" register --tracker="$grpc" --origin=origin --origin_url=http://127.0.0.1:1/ $(tls_as agent) app@1 2>&1); then
+if out=$("$publish" register --tracker="$grpc" --origin=origin --origin_url=http://127.0.0.1:1/ $(tls_flags agent) app@1 2>&1); then
   bad "agent certificate registered a release"
 else
   grep -q "PERMISSION_DENIED.*agent-7.fleet" <<<"$out" && ok "non-admin identity refused" || bad "non-admin: $out"
 fi
-if out=$("$publish" register --tracker="$grpc" --origin=origin --origin_url=http://127.0.0.1:1/ $(tls_as publisher) app@2 2>&1); then
+if out=$("$publish" register --tracker="$grpc" --origin=origin --origin_url=http://127.0.0.1:1/ $(tls_flags publisher) app@2 2>&1); then
   bad "untrusted manifest registered"
 else
   grep -q "UNAUTHENTICATED.*untrusted key" <<<"$out" && ok "manifest from an untrusted key refused" || bad "untrusted: $out"
@@ -85,5 +73,4 @@ if "$tracker" --listen=0.0.0.0:0 --datacenter=dc1 --trust=release.key.pub --inse
 else
   grep -qi "loopback" err.log && ok "insecure refused off loopback" || bad "insecure message: $(cat err.log)"
 fi
-echo "$failures failure(s)"
-[ "$failures" -eq 0 ]
+finish
