@@ -351,4 +351,11 @@ std::vector<v1::PeerAddress> ReleaseDownload::KnownPeers(const v1::PeerAddress& 
 
 void ReleaseDownload::CountSent(uint64_t bytes) { bytes_sent_ += bytes; }
 
+void ReleaseDownload::AddPeers(std::vector<v1::PeerAddress> peers) {
+  Event e;
+  e.kind = Event::kPeers;
+  e.addresses = std::move(peers);
+  Post(std::move(e));
+}
+
 }  // namespace shoal::agent

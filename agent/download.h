@@ -58,7 +58,6 @@ struct DownloadOptions {
   absl::Duration tick = absl::Milliseconds(50);
   // Threads for blocking calls (tracker, origin).
   int workers = 3;
-  uint64_t random_seed = 0;  // 0: from the OS
 };
 
 // Thread-safe.
@@ -83,6 +82,8 @@ class ReleaseDownload {
   std::vector<v1::PeerAddress> KnownPeers(const v1::PeerAddress& asker, size_t limit);
   // Counts bytes served to other agents.
   void CountSent(uint64_t bytes);
+  // Peers to try besides those the tracker and peer exchange name.
+  void AddPeers(std::vector<v1::PeerAddress> peers);
 
  private:
   // Everything that reaches the engine thread from other threads.

@@ -11,6 +11,7 @@
 #include "glog/logging.h"
 
 namespace shoal::agent {
+int g_mode = 0; int g_order = 1;
 
 namespace {
 
@@ -156,7 +157,12 @@ std::vector<std::pair<int, uint32_t>> Scheduler::Wanted(
   held.fill(std::string(size, '\0'));
   offered.fill(std::string(size, '\0'));
   for (const auto& [unused_key, peer] : peers_) {
-    if (!peer.drop) Or(held[TierOf(peer)], peer.claims.bytes());
+    if (peer.drop) continue;
+    const bool is_open = std::any_of(open.begin(), open.end(), [&](const Open& o) { return o.peer == &peer; });
+    const bool complete_peer = peer.claim_count == have_.num_pieces();
+    if (g_mode == 1 && !is_open) continue;
+    if (g_mode == 2 && complete_peer && !is_open) continue;
+    Or(held[TierOf(peer)], peer.claims.bytes());
   }
   for (const Open& o : open) Or(offered[TierOf(*o.peer)], o.peer->claims.bytes());
   std::vector<std::pair<int, uint32_t>> wanted;
@@ -188,7 +194,7 @@ void Scheduler::PickRarest(absl::Time now, std::vector<Open>& open,
   std::vector<std::tuple<uint32_t, int, uint32_t, uint32_t, uint32_t>>
       candidates;
   for (const auto& [tier, piece] : Wanted(open, now)) {
-    candidates.emplace_back(in_rack_[piece], tier, availability_[piece],
+    candidates.emplace_back(g_order ? in_rack_[piece] : 0, tier, availability_[piece],
                             absl::Uniform<uint32_t>(rng_), piece);
   }
   std::sort(candidates.begin(), candidates.end());

@@ -11,7 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libcurl4-openssl-dev libhiredis-dev
   prometheus-cpp-dev libcivetweb-dev nlohmann-json3-dev
   # tests and benchmarks: independent oracles and real peers
-  python3 python3-libtorrent curl openssl hyperfine redis-server nginx
+  python3 python3-libtorrent curl openssl hyperfine redis-server bc nginx
 )
 
 missing=()
