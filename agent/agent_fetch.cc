@@ -124,10 +124,19 @@ v1::StatusResponse Agent::Status() {
     for (const auto& [id, r] : releases_) all.push_back(r);
   }
   uint64_t disk = 0;
+  absl::flat_hash_map<std::string, int> by_state = {
+      {"downloading", 0}, {"seeding", 0}, {"failed", 0}};
   for (const auto& r : all) {
-    *response.add_releases() = r->download->Status();
+    v1::ReleaseStatus* s = response.add_releases();
+    *s = r->download->Status();
     disk += r->download->store().disk_bytes();
+    by_state[s->state() == v1::RELEASE_STATE_SEEDING  ? "seeding"
+             : s->state() == v1::RELEASE_STATE_FAILED ? "failed"
+                                                      : "downloading"]++;
+    metrics_->SetProgress(absl::StrCat(s->name(), "@", s->version()),
+                          s->total_size() == 0 ? 1.0 : double(s->bytes_verified()) / s->total_size());
   }
+  for (const auto& [state, count] : by_state) metrics_->SetReleases(state, count);
   response.set_peer_id(self_.peer_id());
   response.set_datacenter(self_.datacenter());
   response.set_rack(self_.rack());
@@ -154,6 +163,7 @@ absl::StatusOr<std::string> Agent::Remove(const std::string& release) {
     releases_.erase(it);
   }
   std::string dir = r->download->store().dir();
+  metrics_->ForgetRelease(r->download->store().manifest().display_name());
   r.reset();  // other holders (RPCs in flight) finish with their copy
   RETURN_IF_ERROR(RemoveTree(dir));
   LOG(INFO) << "removed " << release;

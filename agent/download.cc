@@ -146,11 +146,15 @@ void ReleaseDownload::Handle(Event& e) {
     case Event::kClosed:
       if (sessions_.contains(e.peer)) DropPeer(e.peer, "session closed");
       break;
-    case Event::kPieceVerified:
-      for (const Cancel& c : scheduler_->OnPieceVerified(e.peer, e.piece, e.bytes, now)) {
-        (void)c;  // the duplicate's answer is stored once and counted as received
-      }
+    case Event::kPieceVerified: {
+      auto it = sessions_.find(e.peer);
+      context_.metrics->CountVerified(
+          Source::kPeer, it == sessions_.end() ? Locality::kRemote : it->second->locality, e.bytes);
+      // Endgame duplicates still in flight end on their own: a second copy is
+      // refused by the store (ALREADY_EXISTS) and does not count against its peer.
+      scheduler_->OnPieceVerified(e.peer, e.piece, e.bytes, now);
       break;
+    }
     case Event::kPieceFailed:
       HandlePiece(e);
       break;

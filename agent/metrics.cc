@@ -48,10 +48,6 @@ AgentMetrics::AgentMetrics(std::shared_ptr<prometheus::Registry> registry)
                       "failed its proof.")
                 .Register(*registry_)
                 .Add({})),
-      peers_(prometheus::BuildGauge()
-                 .Name("shoal_agent_peers")
-                 .Help("Peer sessions by state.")
-                 .Register(*registry_)),
       releases_(prometheus::BuildGauge()
                     .Name("shoal_agent_releases")
                     .Help("Releases on this agent by state.")
@@ -85,10 +81,6 @@ void AgentMetrics::CountReceived(Source source, uint64_t bytes) {
 void AgentMetrics::CountSent(uint64_t bytes) { sent_.Increment(bytes); }
 void AgentMetrics::CountProofFailure() { proof_failures_.Increment(); }
 void AgentMetrics::CountBan() { bans_.Increment(); }
-
-void AgentMetrics::SetPeers(const std::string& state, double count) {
-  peers_.Add({{"state", state}}).Set(count);
-}
 
 void AgentMetrics::SetReleases(const std::string& state, double count) {
   releases_.Add({{"state", state}}).Set(count);

@@ -34,7 +34,6 @@ class AgentMetrics {
   void CountSent(uint64_t bytes);
   void CountProofFailure();
   void CountBan();
-  void SetPeers(const std::string& state, double count);
   void SetReleases(const std::string& state, double count);
   void SetProgress(const std::string& release, double ratio);
   void ForgetRelease(const std::string& release);
@@ -52,7 +51,6 @@ class AgentMetrics {
   prometheus::Counter& pieces_verified_;
   prometheus::Counter& proof_failures_;
   prometheus::Counter& bans_;
-  prometheus::Family<prometheus::Gauge>& peers_;
   prometheus::Family<prometheus::Gauge>& releases_;
   prometheus::Family<prometheus::Gauge>& progress_;
   prometheus::Gauge& disk_used_;

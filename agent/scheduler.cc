@@ -1,8 +1,12 @@
 #include "agent/scheduler.h"
 
 #include <algorithm>
+#include <array>
+#include <optional>
+#include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "absl/memory/memory.h"
 #include "absl/random/distributions.h"
@@ -11,8 +15,6 @@
 #include "glog/logging.h"
 
 namespace shoal::agent {
-int g_mode = 0; int g_order = 1;
-
 namespace {
 
 // Peers slower per byte than the typical peer by more than these factors
@@ -118,6 +120,7 @@ Scheduler::Scheduler(const SchedulerConfig& config,
       typical_seconds_per_byte_(1.0 / config.assumed_rate) {}
 
 Scheduler::~Scheduler() = default;
+
 // --- Requests. ---
 
 std::vector<Assignment> Scheduler::NextRequests(absl::Time now) {
@@ -141,10 +144,10 @@ std::vector<Assignment> Scheduler::NextRequests(absl::Time now) {
 std::vector<Scheduler::Open> Scheduler::OpenPeers(absl::Time now) {
   std::vector<Open> open;
   for (auto& [key, peer] : peers_) {
-    if (!peer.drop && peer.claim_count > 0 && peer.backoff_until <= now &&
-        peer.in_flight < config_.max_in_flight_per_peer) {
-      open.push_back({key, &peer});
-    }
+    peer.open = !peer.drop && peer.claim_count > 0 &&
+                peer.backoff_until <= now &&
+                peer.in_flight < config_.max_in_flight_per_peer;
+    if (peer.open) open.push_back({key, &peer});
   }
   return open;
 }
@@ -157,14 +160,15 @@ std::vector<std::pair<int, uint32_t>> Scheduler::Wanted(
   held.fill(std::string(size, '\0'));
   offered.fill(std::string(size, '\0'));
   for (const auto& [unused_key, peer] : peers_) {
-    if (peer.drop) continue;
-    const bool is_open = std::any_of(open.begin(), open.end(), [&](const Open& o) { return o.peer == &peer; });
+    // A busy complete peer is everyone's source; it does not hold pieces
+    // back from farther holders.
     const bool complete_peer = peer.claim_count == have_.num_pieces();
-    if (g_mode == 1 && !is_open) continue;
-    if (g_mode == 2 && complete_peer && !is_open) continue;
+    if (peer.drop || (complete_peer && !peer.open)) continue;
     Or(held[TierOf(peer)], peer.claims.bytes());
   }
-  for (const Open& o : open) Or(offered[TierOf(*o.peer)], o.peer->claims.bytes());
+  for (const Open& o : open) {
+    Or(offered[TierOf(*o.peer)], o.peer->claims.bytes());
+  }
   std::vector<std::pair<int, uint32_t>> wanted;
   for (size_t i = 0; i < size; ++i) {
     // Missing pieces not yet placed at a nearer tier.
@@ -194,14 +198,15 @@ void Scheduler::PickRarest(absl::Time now, std::vector<Open>& open,
   std::vector<std::tuple<uint32_t, int, uint32_t, uint32_t, uint32_t>>
       candidates;
   for (const auto& [tier, piece] : Wanted(open, now)) {
-    candidates.emplace_back(g_order ? in_rack_[piece] : 0, tier, availability_[piece],
+    candidates.emplace_back(in_rack_[piece], tier, availability_[piece],
                             absl::Uniform<uint32_t>(rng_), piece);
   }
   std::sort(candidates.begin(), candidates.end());
   for (const auto& [unused_rack, tier, unused_avail, unused_tie, piece] :
        candidates) {
     if (open.empty() || total_in_flight_ >= config_.max_in_flight) break;
-    const int i = ChooseHolder(piece, now, open, tier % kNumLocalities, nullptr);
+    const int i =
+        ChooseHolder(piece, now, open, tier % kNumLocalities, nullptr);
     if (i < 0) continue;
     out.push_back(Assign(open[i], piece, now, /*endgame=*/false));
     if (open[i].peer->in_flight >= config_.max_in_flight_per_peer) {
@@ -234,8 +239,8 @@ void Scheduler::PickEndgame(absl::Time now, std::vector<Open>& open,
   std::sort(items.begin(), items.end());
   for (const auto& [unused_copies, unused_oldest, piece] : items) {
     if (open.empty()) break;
-    const int i = ChooseHolder(piece, now, open, kNumLocalities - 1,
-                               &requests_[piece]);
+    const int i =
+        ChooseHolder(piece, now, open, kNumLocalities - 1, &requests_[piece]);
     if (i < 0) continue;
     out.push_back(Assign(open[i], piece, now, /*endgame=*/true));
     if (open[i].peer->in_flight >= config_.max_in_flight_per_peer) {
@@ -422,6 +427,7 @@ std::vector<Cancel> Scheduler::OnPieceVerified(PeerKey key,
   }
   return cancels;
 }
+
 // --- State. ---
 
 bool Scheduler::InEndgame(absl::Time now) const {

@@ -20,9 +20,10 @@
 //
 // Rules (parameters in SchedulerConfig):
 // - Local, then rarest first. A piece is asked only of peers at its nearest
-//   tier: if a rack peer claims it, it is not fetched from another rack
-//   (except as an endgame copy, or while every rack holder's last request
-//   failed). Pieces are asked for in this order: fewest holders in this
+//   tier: if a rack peer claims it, it is not fetched from another rack,
+//   except as an endgame copy, while every rack holder's last request
+//   failed, or while its only rack holders are complete peers (seeds) with
+//   no free slot. Pieces are asked for in this order: fewest holders in this
 //   rack (what the rack lacks flows in first), nearest tier, fewest usable
 //   holders, random. A piece is asked of one peer at a time, except in
 //   endgame.
@@ -136,8 +137,11 @@ struct OriginWant {
 };
 
 struct SchedulerConfig {
-  int max_in_flight_per_peer = 4;
-  int max_in_flight = 16;
+  // Few requests at a time: a piece is passed on only once it is complete,
+  // so fewer, faster transfers keep the swarm's pipeline short (in the
+  // swarm simulator, 1 per peer and 4 in all came closest to the bound).
+  int max_in_flight_per_peer = 2;
+  int max_in_flight = 8;
   int endgame_max_copies = 3;  // 1 turns endgame off.
   // In endgame, a piece gets another copy once its newest request has been
   // out this many times the typical time of a piece (smoothed over every
@@ -280,6 +284,8 @@ class Scheduler {
     // availability_.
     std::optional<DropReason> drop;
     bool drop_reported = false;
+    // Had a free request slot when NextRequests last looked.
+    bool open = false;
   };
   struct Request {
     PeerKey peer;

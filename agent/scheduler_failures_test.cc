@@ -65,9 +65,9 @@ TEST_F(SchedulerFailureTest, ConsecutiveFailuresDropAPeer) {
     const Assignment a = Next().at(0);
     verdicts.push_back(Fail(1, a.piece.value(), FailureReason::kTimeout));
   }
-  EXPECT_EQ(verdicts, (std::vector<PeerVerdict>{
-                          PeerVerdict::kKeep, PeerVerdict::kKeep,
-                          PeerVerdict::kDrop}));
+  EXPECT_EQ(verdicts,
+            (std::vector<PeerVerdict>{PeerVerdict::kKeep, PeerVerdict::kKeep,
+                                      PeerVerdict::kDrop}));
 }
 
 TEST_F(SchedulerFailureTest, AVerifiedPieceResetsTheFailureCount) {
@@ -94,9 +94,9 @@ TEST_F(SchedulerFailureTest, RepeatedRefusalsDropAPeerAsLying) {
       EXPECT_EQ(scheduler().Availability(a.piece), 0u);  // no longer claimed
     }
   }
-  EXPECT_EQ(verdicts, (std::vector<PeerVerdict>{
-                          PeerVerdict::kKeep, PeerVerdict::kKeep,
-                          PeerVerdict::kDrop}));
+  EXPECT_EQ(verdicts,
+            (std::vector<PeerVerdict>{PeerVerdict::kKeep, PeerVerdict::kKeep,
+                                      PeerVerdict::kDrop}));
   EXPECT_EQ(Drops(), (DropList{{1, DropReason::kLying}}));
 }
 
@@ -210,7 +210,8 @@ TEST_F(SchedulerOriginTest, OffersAPieceWhoseHoldersAllFailedIt) {
 TEST_F(SchedulerOriginTest, AGrantedPieceComesFromTheOriginOnly) {
   Make(1);
   ASSERT_EQ(scheduler().PiecesWantingOrigin(now(), 1).size(), 1u);
-  ASSERT_TRUE(scheduler().OnOriginLease(ReleasePieceIndex(0), true, now()).ok());
+  ASSERT_TRUE(
+      scheduler().OnOriginLease(ReleasePieceIndex(0), true, now()).ok());
   AddPeer(1, {0});
   EXPECT_TRUE(Next().empty());
   scheduler().OnPieceFromOrigin(ReleasePieceIndex(0), kLength, now());
@@ -239,7 +240,8 @@ TEST_F(SchedulerOriginTest, OffersAnUnansweredPieceAgainAfterTheRetryTime) {
 TEST_F(SchedulerOriginTest, RetriesAFailedFetchLater) {
   Make(1);
   ASSERT_EQ(scheduler().PiecesWantingOrigin(now(), 1).size(), 1u);
-  ASSERT_TRUE(scheduler().OnOriginLease(ReleasePieceIndex(0), true, now()).ok());
+  ASSERT_TRUE(
+      scheduler().OnOriginLease(ReleasePieceIndex(0), true, now()).ok());
   scheduler().OnOriginFailed(ReleasePieceIndex(0), now());
   EXPECT_TRUE(scheduler().PiecesWantingOrigin(now(), 1).empty());
   Advance(absl::Seconds(5));

@@ -49,7 +49,8 @@ std::vector<OriginWant> Scheduler::PiecesWantingOrigin(absl::Time now,
       std::min(limit, config_.max_origin_in_flight - OriginBusy(now));
   if (slots <= 0 || complete()) return out;
   for (uint32_t piece = 0; piece < have_.num_pieces(); ++piece) {
-    if (have_.Get(ReleasePieceIndex(piece)) || in_flight_.Get(ReleasePieceIndex(piece))) {
+    if (have_.Get(ReleasePieceIndex(piece)) ||
+        in_flight_.Get(ReleasePieceIndex(piece))) {
       continue;
     }
     auto it = origin_.find(piece);

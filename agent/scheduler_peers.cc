@@ -108,6 +108,9 @@ void Scheduler::MarkDrop(PeerKey key, Peer& peer, DropReason reason) {
   peer.drop_reported = false;
   pending_drops_.push_back(key);
 }
+
+// --- Failures and drops. ---
+
 PeerVerdict Scheduler::OnPieceFailed(PeerKey key, ReleasePieceIndex piece,
                                      FailureReason reason, absl::Time now) {
   CHECK_LT(piece.value(), have_.num_pieces());
@@ -129,16 +132,16 @@ PeerVerdict Scheduler::OnPieceFailed(PeerKey key, ReleasePieceIndex piece,
 PeerVerdict Scheduler::CountFailure(PeerKey key, Peer& peer, uint32_t piece,
                                     FailureReason reason, absl::Time now) {
   switch (reason) {
-    case FailureReason::kBusy:
+    case FailureReason::kBusy: {
       // Doubling with jitter, so that many askers of one popular peer
       // spread their retries instead of hammering it in step.
-      peer.backoff_until =
-          now + config_.busy_backoff *
-                    (1 << std::min(peer.busy_streak++, kMaxBusyDoublings)) *
-                    absl::Uniform(rng_, 0.5, 1.5);
+      const int doublings = std::min(peer.busy_streak++, kMaxBusyDoublings);
+      peer.backoff_until = now + config_.busy_backoff * (1 << doublings) *
+                                     absl::Uniform(rng_, 0.5, 1.5);
       AddAvoid(piece, key, now + kBusyPieceAvoidFactor * config_.busy_backoff,
                /*failed=*/false);
       return PeerVerdict::kKeep;
+    }
     case FailureReason::kRefused:
       AddAvoid(piece, key, now + config_.failure_memory, /*failed=*/true);
       if (peer.claims.Get(ReleasePieceIndex(piece))) {

@@ -1,11 +1,12 @@
 // Piece and peer choice, limits, endgame and deadlines. Failures, drops and
 // the origin are in scheduler_failures_test.cc.
 
+#include "agent/scheduler.h"
+
 #include <set>
 #include <vector>
 
 #include "absl/time/time.h"
-#include "agent/scheduler.h"
 #include "agent/scheduler_test_util.h"
 #include "common/bitfield.h"
 #include "gtest/gtest.h"
@@ -108,7 +109,8 @@ TEST_F(SchedulerPickTest, AsksForTheRarestPieceFirst) {
   AddPeer(1, {0, 1, 2});
   AddPeer(2, {1, 2});
   AddPeer(3, {2});
-  EXPECT_EQ(Picked(Next()), (std::vector<std::pair<uint64_t, uint32_t>>{{1, 0}}));
+  EXPECT_EQ(Picked(Next()),
+            (std::vector<std::pair<uint64_t, uint32_t>>{{1, 0}}));
 }
 
 TEST_F(SchedulerPickTest, BreaksTiesAtRandom) {
@@ -139,7 +141,8 @@ TEST_F(SchedulerPickTest, AsksTheNearestHolder) {
   AddPeer(1, {0}, Locality::kRemote);
   AddPeer(2, {0}, Locality::kDatacenter);
   AddPeer(3, {0}, Locality::kRack);
-  EXPECT_EQ(Picked(Next()), (std::vector<std::pair<uint64_t, uint32_t>>{{3, 0}}));
+  EXPECT_EQ(Picked(Next()),
+            (std::vector<std::pair<uint64_t, uint32_t>>{{3, 0}}));
 }
 
 TEST_F(SchedulerPickTest, LeavesToARackPeerWhatItHolds) {
@@ -157,16 +160,19 @@ TEST_F(SchedulerPickTest, GoesFartherWhenTheRackHolderFailed) {
   Make(1);
   AddPeer(1, {0}, Locality::kRack);
   AddPeer(2, {0}, Locality::kDatacenter);
-  ASSERT_EQ(Picked(Next()), (std::vector<std::pair<uint64_t, uint32_t>>{{1, 0}}));
+  ASSERT_EQ(Picked(Next()),
+            (std::vector<std::pair<uint64_t, uint32_t>>{{1, 0}}));
   EXPECT_EQ(Fail(1, 0, FailureReason::kError), PeerVerdict::kKeep);
-  EXPECT_EQ(Picked(Next()), (std::vector<std::pair<uint64_t, uint32_t>>{{2, 0}}));
+  EXPECT_EQ(Picked(Next()),
+            (std::vector<std::pair<uint64_t, uint32_t>>{{2, 0}}));
 }
 
 TEST_F(SchedulerPickTest, PrefersAnIncompleteHolderToACompletePeer) {
   Make(2, /*have=*/{1});
   AddPeer(1, {0, 1});
   AddPeer(2, {0});
-  EXPECT_EQ(Picked(Next()), (std::vector<std::pair<uint64_t, uint32_t>>{{2, 0}}));
+  EXPECT_EQ(Picked(Next()),
+            (std::vector<std::pair<uint64_t, uint32_t>>{{2, 0}}));
 }
 
 TEST_F(SchedulerPickTest, PrefersFasterHolders) {
@@ -233,7 +239,8 @@ TEST_F(SchedulerPickTest, ResumesFromWhatItHas) {
   config().max_in_flight_per_peer = 4;
   Make(3, /*have=*/{0, 2});
   AddPeer(1, All(3));
-  EXPECT_EQ(Picked(Next()), (std::vector<std::pair<uint64_t, uint32_t>>{{1, 1}}));
+  EXPECT_EQ(Picked(Next()),
+            (std::vector<std::pair<uint64_t, uint32_t>>{{1, 1}}));
 }
 
 using SchedulerEndgameTest = SchedulerTest;
@@ -252,8 +259,8 @@ TEST_F(SchedulerEndgameTest, AsksAnotherHolderForAnOverdueLastPiece) {
   EXPECT_TRUE(copy[0].endgame);
   EXPECT_NE(copy[0].peer, first[0].peer);
   EXPECT_TRUE(scheduler().progress().endgame);
-  const std::vector<Cancel> cancels = scheduler().OnPieceVerified(
-      copy[0].peer, copy[0].piece, kLength, now());
+  const std::vector<Cancel> cancels =
+      scheduler().OnPieceVerified(copy[0].peer, copy[0].piece, kLength, now());
   ASSERT_EQ(cancels.size(), 1u);
   EXPECT_EQ(cancels[0].peer, first[0].peer);
   EXPECT_TRUE(scheduler().complete());
@@ -274,7 +281,8 @@ TEST_F(SchedulerEndgameTest, WaitsWhileSomeMissingPieceIsNotRequested) {
   Make(2);
   AddPeer(1, {0, 1});
   AddPeer(2, {0});
-  ASSERT_EQ(Picked(Next()), (std::vector<std::pair<uint64_t, uint32_t>>{{1, 1}}));
+  ASSERT_EQ(Picked(Next()),
+            (std::vector<std::pair<uint64_t, uint32_t>>{{1, 1}}));
   Advance(absl::Seconds(10));
   EXPECT_TRUE(Next().empty());
   EXPECT_FALSE(scheduler().progress().endgame);

@@ -34,9 +34,15 @@ struct Flow {
 using FlowKey = std::tuple<int, int, uint32_t>;
 
 struct Node {
+  Node(const SimAgentSpec& s, uint32_t num_pieces, size_t num_agents)
+      : spec(s), serves(num_pieces), linked(num_agents, 0) {
+    result.uploads_per_piece.assign(num_pieces, 0);
+  }
+
   SimAgentSpec spec;
+  // Honest agents only (seeds' schedulers start complete).
   std::unique_ptr<std::mt19937_64> rng;
-  std::unique_ptr<Scheduler> scheduler;  // honest downloaders only
+  std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<UploadGate> gate;
   Bitfield serves;           // what it claims and answers for
   int uploads = 0;           // for dishonest agents, which have no gate
@@ -86,6 +92,42 @@ class Swarm {
   SwarmResult result_;
 };
 
+// Max-min fair rates of flows that each use two resources (`ends`), by
+// progressive filling: the resource with the smallest fair share fixes the
+// rate of its unfixed flows, which then leave their other resource; repeat.
+std::vector<double> MaxMinRates(std::vector<double> capacity,
+                                const std::vector<std::pair<int, int>>& ends) {
+  std::vector<int> unfixed(capacity.size(), 0);
+  std::vector<std::vector<int>> users(capacity.size());
+  for (int f = 0; f < static_cast<int>(ends.size()); ++f) {
+    for (int r : {ends[f].first, ends[f].second}) {
+      users[r].push_back(f);
+      ++unfixed[r];
+    }
+  }
+  std::vector<double> rates(ends.size(), -1);
+  while (true) {
+    int best = -1;
+    double share = std::numeric_limits<double>::infinity();
+    for (int r = 0; r < static_cast<int>(capacity.size()); ++r) {
+      if (unfixed[r] > 0 && capacity[r] / unfixed[r] < share) {
+        share = capacity[r] / unfixed[r];
+        best = r;
+      }
+    }
+    if (best < 0) return rates;
+    share = std::max(0.0, share);
+    for (int f : users[best]) {
+      if (rates[f] >= 0) continue;
+      rates[f] = share;
+      for (int r : {ends[f].first, ends[f].second}) {
+        capacity[r] -= share;
+        --unfixed[r];
+      }
+    }
+  }
+}
+
 Locality LocalityOf(const SimAgentSpec& a, const SimAgentSpec& b) {
   if (a.datacenter != b.datacenter) return Locality::kRemote;
   return a.rack == b.rack ? Locality::kRack : Locality::kDatacenter;
@@ -113,9 +155,7 @@ absl::Status Swarm::Init() {
   for (uint32_t i = 0; i < num_pieces_; ++i) full.Set(ReleasePieceIndex(i));
   for (int i = 0; i < static_cast<int>(config_.agents.size()); ++i) {
     const SimAgentSpec& spec = config_.agents[i];
-    Node n{spec, nullptr, nullptr, nullptr, Bitfield(num_pieces_)};
-    n.linked.assign(config_.agents.size(), 0);
-    n.result.uploads_per_piece.assign(num_pieces_, 0);
+    Node n(spec, num_pieces_, config_.agents.size());
     if (spec.seed || spec.behaviour != SimBehaviour::kHonest) n.serves = full;
     if (spec.behaviour == SimBehaviour::kHonest) {
       n.rng = std::make_unique<std::mt19937_64>(config_.random_seed * 7919 + i);
@@ -192,54 +232,24 @@ void Swarm::Step() {
   for (int d = 0; d < num_agents(); ++d) Pump(d);
 }
 
-// Max-min fair shares by progressive filling: the resource with the
-// smallest fair share fixes the rate of its flows, which then leave the
-// other resource they use; repeat.
 void Swarm::ComputeRates() {
+  // Resources: agents' uploads 0..n-1, the origin n, downloads n+1...
   const int n = num_agents();
-  const int origin = n, down0 = n + 1;  // resource indices
-  std::vector<double> cap(2 * n + 1);
-  std::vector<int> count(2 * n + 1, 0);
+  std::vector<double> capacity(2 * n + 1);
   for (int i = 0; i < n; ++i) {
     const SimAgentSpec& s = nodes_[i].spec;
-    cap[i] = s.behaviour == SimBehaviour::kStalled ? 0 : s.upload_rate;
-    cap[down0 + i] = s.download_rate;
+    capacity[i] = s.behaviour == SimBehaviour::kStalled ? 0 : s.upload_rate;
+    capacity[n + 1 + i] = s.download_rate;
   }
-  cap[origin] = config_.origin_rate;
-  // Each flow with its two resources; each resource with its flows.
-  std::vector<std::tuple<Flow*, int, int>> all;
-  std::vector<std::vector<int>> users(2 * n + 1);
-  for (auto& [key, f] : flows_) {
-    const int up = std::get<0>(key) == kOrigin ? origin : std::get<0>(key);
-    const int down = down0 + std::get<1>(key);
-    f.rate = -1;
-    users[up].push_back(static_cast<int>(all.size()));
-    users[down].push_back(static_cast<int>(all.size()));
-    ++count[up];
-    ++count[down];
-    all.emplace_back(&f, up, down);
+  capacity[n] = config_.origin_rate;
+  std::vector<std::pair<int, int>> ends;
+  for (const auto& [key, unused_flow] : flows_) {
+    const int up = std::get<0>(key) == kOrigin ? n : std::get<0>(key);
+    ends.emplace_back(up, n + 1 + std::get<1>(key));
   }
-  while (true) {
-    int best = -1;
-    double share = std::numeric_limits<double>::infinity();
-    for (int r = 0; r < 2 * n + 1; ++r) {
-      if (count[r] > 0 && cap[r] / count[r] < share) {
-        share = cap[r] / count[r];
-        best = r;
-      }
-    }
-    if (best < 0) break;
-    share = std::max(0.0, share);
-    for (int i : users[best]) {
-      auto [f, up, down] = all[i];
-      if (f->rate >= 0) continue;
-      f->rate = share;
-      for (int r : {up, down}) {
-        cap[r] -= share;
-        --count[r];
-      }
-    }
-  }
+  const std::vector<double> rates = MaxMinRates(std::move(capacity), ends);
+  size_t i = 0;
+  for (auto& [unused_key, flow] : flows_) flow.rate = rates[i++];
 }
 
 void Swarm::EndFlow(std::map<FlowKey, Flow>::iterator it, bool wasted) {

@@ -4,13 +4,17 @@
 // Scheduler (agent/scheduler.h), and pieces move over a fluid network model
 // in virtual time. Each transfer is a flow; flows share the sender's upload
 // and the receiver's download rate max-min fairly; messages (bitfields,
-// haves, refusals) arrive at once. A fake tracker hands out origin leases,
-// at most K per piece unless the asker reports that the holders failed.
+// haves, refusals) arrive at once. Every downloader is connected to every
+// other agent; locality follows the agents' datacenter and rack labels. A
+// fake tracker hands out origin leases, at most K per piece (for the whole
+// swarm) unless the asker reports that the holders failed; leases do not
+// expire.
 //
 // The loop advances to the next flow completion or the next tick, whichever
 // comes first, and then lets every unfinished agent act (drops, timeouts,
 // origin leases, new requests). Steps are bounded by `max_steps` and the
 // virtual `time_limit`. The same config gives the same result, bit for bit.
+// RunSwarm shares no state between calls: it is thread-safe.
 
 #include <array>
 #include <cstdint>

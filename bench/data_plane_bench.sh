@@ -39,7 +39,7 @@ cpu_seconds() {  # cpu_seconds PID: user+system seconds so far
 start_node() {  # start_node NAME TLS_FLAGS EXTRA...: starts an agent, prints its pid
   local name=$1 tls=$2; shift 2
   "$bin/shoal-agent" --listen=127.0.0.1:0 --data_dir="$name" --datacenter=dc1 --rack=r1 \
-    --trust=key.pub $tls --durable=false --ready_file="$name.json" "$@" 2>"$name.log" &
+    --trust=key.pub $tls --durable=false --ready_file="$name.json" "$@" >/dev/null 2>"$name.log" &
   echo $!
 }
 
