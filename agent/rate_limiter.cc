@@ -107,7 +107,7 @@ void PacedUploads::Shutdown() {
     stopped_ = true;
     waiting.swap(queue_);
   }
-
+  for (Waiting& w : waiting) std::move(w.proceed)();
 }
 
 size_t PacedUploads::waiting() const {
@@ -116,7 +116,12 @@ size_t PacedUploads::waiting() const {
 }
 
 void PacedUploads::Run() {
-  while (std::optional<Proceed> proceed = NextDue()) std::move (*proceed)();
+  for (;;) {
+    std::optional<Proceed> next = NextDue();
+    if (!next.has_value()) return;
+    Proceed proceed = *std::move(next);
+    std::move(proceed)();
+  }
 }
 
 bool PacedUploads::StoppedOrWaiting() const {

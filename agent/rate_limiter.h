@@ -163,8 +163,8 @@ class PacedUploads final : public UploadPacer {
  private:
   using Proceed = absl::AnyInvocable<void() &&>;
   struct Waiting {
-    absl::Time due;         // on the clock
-    absl::Duration wait;    // as told when it asked
+    absl::Time due;       // on the clock
+    absl::Duration wait;  // as told when it asked
     Proceed proceed;
   };
 

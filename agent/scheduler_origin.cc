@@ -9,8 +9,6 @@
 
 namespace shoal::agent {
 
-// --- Origin. ---
-
 bool Scheduler::OriginBusyFor(uint32_t piece, absl::Time now) const {
   auto it = origin_.find(piece);
   if (it == origin_.end()) return false;
