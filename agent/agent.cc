@@ -81,7 +81,11 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentConfig& config,
 }
 
 absl::Status Agent::StartServers() {
-  peer_service_ = std::make_unique<PeerService>(*this, config_.peer_service);
+  uploads_ = std::make_unique<PacedUploads>(clock_, waiter_, config_.upload_limit);
+  downloads_ = std::make_unique<DownloadPacer>(clock_, config_.download_limit);
+  PeerServiceOptions peer_options = config_.peer_service;
+  peer_options.pacer = uploads_.get();
+  peer_service_ = std::make_unique<PeerService>(*this, peer_options);
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
                    security_->ServerCredentials(config_.listen));
   grpc::ServerBuilder builder;
@@ -127,6 +131,7 @@ Agent::~Agent() {
   }
   if (announcer_.joinable()) announcer_.join();
   if (control_server_ != nullptr) control_server_->Shutdown();
+  if (uploads_ != nullptr) uploads_->Shutdown();  // queued chunks go at once
   if (peer_service_ != nullptr) peer_service_->Shutdown();
   if (peer_server_ != nullptr) peer_server_->Shutdown();
   absl::flat_hash_map<std::string, std::shared_ptr<Release>> releases;
@@ -168,6 +173,7 @@ absl::Status Agent::StartRelease(const Manifest& manifest, std::unique_ptr<Relea
   context.tracker = tracker_.get();
   context.clock = &clock_;
   context.metrics = metrics_.get();
+  context.download_pacer = downloads_.get();
   context.self = self_;
   std::string id = manifest.release_id();
   auto release = std::make_shared<Release>();

@@ -28,6 +28,7 @@
 #include "agent/metrics.h"
 #include "agent/peer_service.h"
 #include "agent/piece_source.h"
+#include "agent/rate_limiter.h"
 #include "agent/tracker_client.h"
 #include "agent/trusted_manifests.h"
 #include "common/clock.h"
@@ -53,6 +54,8 @@ struct AgentConfig {
   DownloadOptions download;
   PeerServiceOptions peer_service;
   bool durable = true;                 // fdatasync before recording pieces
+  uint64_t upload_limit = 0;           // bytes/s served to peers; 0: none
+  uint64_t download_limit = 0;         // bytes/s fetched from peers; 0: none
 };
 
 // Thread-safe.
@@ -120,6 +123,10 @@ class Agent final : public PieceSource {
   std::unique_ptr<AgentMetrics> metrics_;
   std::unique_ptr<TrackerClient> tracker_;
   std::unique_ptr<GrpcTransport> transport_;
+  RealWaiter waiter_;
+  // Declared before the peer service, which uses them, so destroyed after it.
+  std::unique_ptr<PacedUploads> uploads_;
+  std::unique_ptr<DownloadPacer> downloads_;
   std::unique_ptr<PeerService> peer_service_;
   std::unique_ptr<grpc::Server> peer_server_;
   std::unique_ptr<grpc::Service> control_service_;

@@ -285,9 +285,15 @@ void ReleaseDownload::ConnectMore() {
 }
 
 void ReleaseDownload::IssueRequests(absl::Time now) {
+  // Over --download_limit: ask for nothing until the bucket allows again.
+  DownloadPacer* pacer = context_.download_pacer;
+  if (pacer != nullptr && !pacer->unlimited() && pacer->NextAllowed() > now) return;
   for (const Assignment& a : scheduler_->NextRequests(now)) {
     auto it = sessions_.find(a.peer);
     if (it == sessions_.end()) continue;
+    // The scheduler already counts the request as in flight; a refusal here
+    // only delays it (it expires and is asked again), so take the bytes.
+    if (pacer != nullptr) pacer->TryStart(a.length);
     PeerKey key = a.peer;
     ReleasePieceIndex piece = a.piece;
     it->second->session->FetchPiece(

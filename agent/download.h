@@ -27,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "agent/metrics.h"
 #include "agent/origin_client.h"
+#include "agent/rate_limiter.h"
 #include "agent/release_store.h"
 #include "agent/scheduler.h"
 #include "agent/tracker_client.h"
@@ -45,6 +46,7 @@ struct DownloadContext {
   TrackerClient* tracker = nullptr;  // may be null: peers from --peer flags only
   const Clock* clock = nullptr;
   AgentMetrics* metrics = nullptr;
+  DownloadPacer* download_pacer = nullptr;  // may be null: no download limit
   v1::PeerAddress self;
 };
 

@@ -29,6 +29,8 @@ ABSL_FLAG(std::string, metrics_listen, "", "HOST:PORT for /metrics, /healthz, /r
 ABSL_FLAG(std::string, ready_file, "", "file to write the bound addresses to (JSON) once serving");
 ABSL_FLAG(int, max_peers, 16, "peer sessions per downloading release");
 ABSL_FLAG(int, max_uploads, 32, "pieces served at once");
+ABSL_FLAG(uint64_t, upload_limit, 0, "bytes per second served to peers (0: no limit)");
+ABSL_FLAG(uint64_t, download_limit, 0, "bytes per second fetched from peers (0: no limit)");
 ABSL_FLAG(bool, durable, true, "fdatasync pieces before recording them (survives power loss)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate of this agent");
 ABSL_FLAG(std::string, tls_key, "", "PEM key of --tls_cert");
@@ -56,6 +58,12 @@ int main(int argc, char** argv) {
   config.download.max_peers = absl::GetFlag(FLAGS_max_peers);
   config.peer_service.max_uploads = absl::GetFlag(FLAGS_max_uploads);
   config.durable = absl::GetFlag(FLAGS_durable);
+  config.upload_limit = absl::GetFlag(FLAGS_upload_limit);
+  config.download_limit = absl::GetFlag(FLAGS_download_limit);
+  if (config.upload_limit > (uint64_t{1} << 40) || config.download_limit > (uint64_t{1} << 40)) {
+    std::cerr << "shoal-agent: --upload_limit and --download_limit must be at most 2^40 bytes/s\n";
+    return 2;
+  }
   config.tls = {absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
                 absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_insecure)};
 
