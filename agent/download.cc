@@ -224,6 +224,16 @@ void ReleaseDownload::Periodic(absl::Time now) {
   for (const Drop& d : scheduler_->PeersToDrop(now)) {
     if (sessions_.contains(d.peer)) DropPeer(d.peer, std::string(DropReasonName(d.reason)).c_str());
   }
+  if (now - last_commit_ >= options_.commit_interval && !commit_in_flight_.exchange(true)) {
+    last_commit_ = now;
+    RunOnWorker([this] {
+      absl::Status s = store_->Commit();
+      if (!s.ok()) {
+        LOG_EVERY_N(ERROR, 10) << release_id() << ": cannot record pieces: " << s;
+      }
+      commit_in_flight_ = false;
+    });
+  }
   RefreshPeers(now);
   ConnectMore();
   AskForOrigin(now);

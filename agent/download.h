@@ -56,6 +56,9 @@ struct DownloadOptions {
   int max_peers = 16;
   // How often to ask the tracker for peers (sooner when short of peers).
   absl::Duration peer_refresh = absl::Seconds(10);
+  // How often verified pieces are recorded durably (ReleaseStore::Commit);
+  // a kill loses at most the pieces verified in the last interval.
+  absl::Duration commit_interval = absl::Milliseconds(500);
   // Engine wake-ups when no event arrives.
   absl::Duration tick = absl::Milliseconds(50);
   // Threads for blocking calls (tracker, origin).
@@ -153,6 +156,8 @@ class ReleaseDownload {
   absl::Time last_peer_refresh_ = absl::InfinitePast();
   bool refresh_in_flight_ = false;
   bool lease_in_flight_ = false;
+  absl::Time last_commit_ = absl::InfinitePast();
+  std::atomic<bool> commit_in_flight_{false};
 
   // Event queue.
   absl::Mutex queue_mu_;
