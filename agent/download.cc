@@ -188,6 +188,7 @@ void ReleaseDownload::HandlePiece(Event& e) {
   absl::Time now = context_.clock->Now();
   FailureReason reason = FailureReason::kError;
   if (e.proof_failed) reason = FailureReason::kBadProof;
+  else if (e.store_failed) reason = FailureReason::kBusy;  // not the peer's fault
   else switch (e.status.code()) {
     case absl::StatusCode::kNotFound:
       reason = FailureReason::kRefused;
@@ -233,6 +234,13 @@ void ReleaseDownload::Periodic(absl::Time now) {
       }
       commit_in_flight_ = false;
     });
+  }
+  if (!store_->error().ok() && now - last_store_retry_ >= absl::Seconds(5)) {
+    // The release stays FAILED (with the reason) until a write succeeds again:
+    // try again now and then, so that it completes once room is made.
+    last_store_retry_ = now;
+    LOG_EVERY_N(WARNING, 12) << release_id() << ": " << store_->error() << "; retrying";
+    store_->ClearError();
   }
   RefreshPeers(now);
   ConnectMore();
@@ -296,6 +304,8 @@ void ReleaseDownload::ConnectMore() {
 
 void ReleaseDownload::IssueRequests(absl::Time now) {
   // Over --download_limit: ask for nothing until the bucket allows again.
+  // A full disk or a write error stops new requests; Periodic retries.
+  if (!store_->error().ok()) return;
   DownloadPacer* pacer = context_.download_pacer;
   if (pacer != nullptr && !pacer->unlimited() && pacer->NextAllowed() > now) return;
   for (const Assignment& a : scheduler_->NextRequests(now)) {
@@ -331,6 +341,7 @@ void ReleaseDownload::OnPieceReceived(PeerKey key, ReleasePieceIndex piece,
       e.kind = Event::kPieceFailed;
       e.status = put;
       e.proof_failed = absl::IsDataLoss(put);
+      e.store_failed = !store_->error().ok();
       if (!absl::IsDataLoss(put) && !absl::IsAlreadyExists(put) &&
           !absl::IsInvalidArgument(put)) {
         LOG_EVERY_N(ERROR, 10) << release_id() << ": cannot store piece " << piece << ": " << put;

@@ -115,6 +115,7 @@ class ReleaseDownload {
     ReleasePieceIndex piece;
     uint64_t bytes = 0;
     bool proof_failed = false;  // kPieceFailed: the bytes did not prove into the root
+    bool store_failed = false;  // kPieceFailed: our disk failed, not the peer
   };
   class Listener;
   struct Session;
@@ -157,6 +158,7 @@ class ReleaseDownload {
   bool refresh_in_flight_ = false;
   bool lease_in_flight_ = false;
   absl::Time last_commit_ = absl::InfinitePast();
+  absl::Time last_store_retry_ = absl::InfinitePast();
   std::atomic<bool> commit_in_flight_{false};
 
   // Event queue.
