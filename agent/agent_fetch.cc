@@ -9,19 +9,12 @@
 #include "absl/strings/str_split.h"
 #include "agent/agent.h"
 #include "common/file_util.h"
+#include "common/hex.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 
 namespace shoal::agent {
 namespace {
-
-bool IsReleaseId(absl::string_view s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!absl::ascii_isxdigit(c) || absl::ascii_isupper(c)) return false;
-  }
-  return true;
-}
 
 int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
   return remove(path);

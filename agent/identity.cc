@@ -11,14 +11,6 @@
 namespace shoal::agent {
 namespace {
 
-bool IsPeerId(absl::string_view s) {
-  if (s.size() != 32) return false;
-  for (char c : s) {
-    if (!absl::ascii_isxdigit(c) || absl::ascii_isupper(c)) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 absl::StatusOr<std::string> LoadOrCreatePeerId(const std::string& data_dir) {

@@ -1,5 +1,7 @@
 #include "agent/origin_client.h"
 
+#include "common/hex.h"
+
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -241,13 +243,6 @@ void Configure(CURL* h, const OriginClientOptions& o, absl::Duration timeout,
 
 std::string JoinUrl(absl::string_view base, absl::string_view path) {
   return absl::StrCat(absl::StripSuffix(base, "/"), "/", path);
-}
-
-bool IsReleaseId(absl::string_view id) {
-  return id.size() == 2 * kDigestSize &&
-         std::all_of(id.begin(), id.end(), [](char c) {
-           return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f');
-         });
 }
 
 absl::Status ValidateOptions(const OriginClientOptions& o) {

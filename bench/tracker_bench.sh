@@ -83,12 +83,12 @@ await_file() {
   return 1
 }
 
-# Waits, up to about a minute, until the machine is idle (under 0.2 cores
+# Waits, up to about 30 s, until the machine is idle (under 0.2 cores
 # busy): on a shared 2-core machine a run would otherwise measure the
 # neighbours too. The table shows what other processes used anyway.
 await_quiet() {
   local b0 b1
-  for _ in $(seq 60); do
+  for _ in $(seq 30); do
     b0=$(busy_ticks)
     sleep 1
     b1=$(busy_ticks)

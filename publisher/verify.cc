@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/file_util.h"
+#include "common/hex.h"
 #include "common/merkle.h"
 #include "common/origin_layout.h"
 #include "common/paths.h"
@@ -23,14 +24,6 @@ namespace {
 
 constexpr uint64_t kMaxManifestBytes = 64 << 20;
 constexpr size_t kMaxReportedProblems = 20;
-
-bool IsReleaseId(absl::string_view s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!absl::ascii_isxdigit(c) || absl::ascii_isupper(c)) return false;
-  }
-  return true;
-}
 
 // Collects problems from several threads; keeps the first few verbatim.
 class Problems {

@@ -55,9 +55,8 @@ class Store {
   virtual absl::Status PutPeer(const std::string& release_id,
                                const v1::StoredPeer& peer,
                                absl::Time expires) = 0;
-  // PutPeer for each of `puts`, in order; a store on a server sends them
-  // in one round trip. Not atomic: after an error, puts before the failed
-  // one may have been stored, as with PutPeer calls in turn.
+  // PutPeer for each of `puts`; a store on a server sends them in one round
+  // trip. Not atomic: after an error, any of them may have been stored.
   virtual absl::Status PutPeers(absl::Span<const PeerPut> puts) {
     for (const PeerPut& put : puts) {
       absl::Status status = PutPeer(put.release_id, put.peer, put.expires);
