@@ -252,14 +252,14 @@ TEST_F(DataPlaneTest, DestroyingSessionsWithFetchesInFlightIsSafe) {
   for (int round = 0; round < 40; ++round) {
     auto destroyed = std::make_shared<std::atomic<bool>>(false);
     auto one_done = std::make_shared<absl::Notification>();
+    auto first = std::make_shared<std::atomic<bool>>(true);
     auto listener = std::make_unique<RecordingListener>();
     auto session = Connect(*listener);
     for (uint32_t i = 0; i < 8; ++i) {
       session->FetchPiece(ReleasePieceIndex(i % 4), 4 << 20, kTestTimeout,
-                          [&late, destroyed, one_done](auto) {
+                          [&late, destroyed, one_done, first](auto) {
                             if (destroyed->load()) ++late;
-                            if (!one_done->HasBeenNotified())
-                              one_done->Notify();
+                            if (first->exchange(false)) one_done->Notify();
                           });
     }
     if (round % 2 == 1) one_done->WaitForNotificationWithTimeout(kTestTimeout);

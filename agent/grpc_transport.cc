@@ -1,11 +1,8 @@
 #include "agent/grpc_transport.h"
 
 #include <glog/logging.h>
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
 #include <grpcpp/alarm.h>
 #include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/support/proto_buffer_reader.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,11 +13,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/piece_assembler.h"
 #include "shoal/v1/peer.grpc.pb.h"
 
 namespace shoal::agent {
-
-using google::protobuf::internal::WireFormatLite;
 
 // The connections to one remote address. Immutable after Open; thread-safe.
 class RemoteConnections {
@@ -122,83 +118,115 @@ class Cancellable {
   virtual void Cancel() = 0;
 };
 
-// What a session and its calls share. A call can finish after its session is
-// gone (when the session was destroyed inside that call's own callback), so
-// each call holds a reference. Thread-safe.
+// What a session and its calls share. A call may outlive its session (it
+// ends when gRPC says so), so each holds a reference. Thread-safe.
 class SessionCore {
  public:
   SessionCore(std::shared_ptr<Liveness> liveness, SessionListener& listener)
       : liveness_(std::move(liveness)), listener_(listener) {}
 
   const std::shared_ptr<Liveness>& liveness() const { return liveness_; }
+  SessionListener& listener() { return listener_; }
 
-  void AddCall(Cancellable* call) {
+  // Registers a call, and for a fetch the callback that reports it.
+  void AddCall(Cancellable* call, PeerSession::PieceCallback done = nullptr) {
     absl::MutexLock lock(&mu_);
-    calls_.push_back(call);
     if (closing_) call->Cancel();
+    calls_.emplace(call, std::move(done));
   }
 
-  // The call touches the session no more.
-  void RemoveCall(Cancellable* call) {
-    absl::MutexLock lock(&mu_);
-    calls_.erase(std::find(calls_.begin(), calls_.end(), call));
-  }
-
-  // Runs `fn` (a user callback) unless the session is closing.
+  // Runs `fn`, a listener call, unless the session is closing.
   template <typename Fn>
   void RunCallback(Fn&& fn) {
-    const std::thread::id self = std::this_thread::get_id();
     {
       absl::MutexLock lock(&mu_);
       if (closing_) return;
-      in_callback_.push_back(self);
+      in_callback_.push_back(std::this_thread::get_id());
     }
     std::forward<Fn>(fn)();
-    absl::MutexLock lock(&mu_);
-    in_callback_.erase(
-        std::find(in_callback_.begin(), in_callback_.end(), self));
+    ExitCallback();
   }
 
-  SessionListener& listener() { return listener_; }
+  // Reports a fetch's result to its callback unless the session is closing,
+  // and forgets the call.
+  void Complete(Cancellable* call, absl::StatusOr<ReceivedPiece> result);
 
-  // Cancels every call, then waits until each is done, except those whose
-  // callback is running on this very thread (they may end later; they no
-  // longer call back).
+  // Forgets a call; it touches the session no more.
+  void RemoveCall(Cancellable* call) {
+    absl::MutexLock lock(&mu_);
+    calls_.erase(call);
+  }
+
+  // Cancels every call, waits for the callbacks running on other threads,
+  // and destroys the fetch callbacks not run. Never waits for gRPC, so that
+  // it may run on a transport thread (gRPC may need that very thread to end
+  // the calls); the calls end later without calling back.
   void Close();
 
  private:
+  void ExitCallback() {
+    absl::MutexLock lock(&mu_);
+    in_callback_.erase(std::find(in_callback_.begin(), in_callback_.end(),
+                                 std::this_thread::get_id()));
+  }
+
   const std::shared_ptr<Liveness> liveness_;
   SessionListener& listener_;
   absl::Mutex mu_;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<Cancellable*> calls_ ABSL_GUARDED_BY(mu_);
+  // Calls not yet ended, each alive while here; a fetch's callback is empty
+  // once it runs or is taken by Close.
+  absl::flat_hash_map<Cancellable*, PeerSession::PieceCallback> calls_
+      ABSL_GUARDED_BY(mu_);
   // One entry per callback in progress, on the thread running it.
   std::vector<std::thread::id> in_callback_ ABSL_GUARDED_BY(mu_);
 };
 
+void SessionCore::Complete(Cancellable* call,
+                           absl::StatusOr<ReceivedPiece> result) {
+  PeerSession::PieceCallback done;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = calls_.find(call);
+    if (!closing_) {
+      done = std::move(it->second);
+      in_callback_.push_back(std::this_thread::get_id());
+    }
+    calls_.erase(it);
+  }
+  if (done == nullptr) return;
+  done(std::move(result));
+  done = nullptr;  // Its captures go while Close would still wait for us.
+  ExitCallback();
+}
+
 void SessionCore::Close() {
   const std::thread::id self = std::this_thread::get_id();
+  std::vector<PeerSession::PieceCallback> unrun;
   absl::MutexLock lock(&mu_);
   closing_ = true;
-  for (Cancellable* call : calls_) call->Cancel();
-  // Each callback in progress belongs to a distinct registered call.
+  for (auto& [call, done] : calls_) {
+    call->Cancel();
+    if (done != nullptr) unrun.push_back(std::move(done));
+  }
   auto only_own = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return calls_.size() ==
-           static_cast<size_t>(
-               std::count(in_callback_.begin(), in_callback_.end(), self));
+    return std::all_of(in_callback_.begin(), in_callback_.end(),
+                       [&](std::thread::id id) { return id == self; });
   };
   mu_.Await(absl::Condition(&only_own));
+  // `unrun` is destroyed after the lock is released (declared before it).
 }
 
 // Reports a status from a gRPC thread (an alarm due now), standing in for a
-// call that could not be made. Deletes itself.
+// call that could not be made: the Watch (to the listener) or a fetch (to
+// `done`). Deletes itself.
 class FailedCall final : public Cancellable {
  public:
   static void Start(std::shared_ptr<SessionCore> core, absl::Status status,
-                    absl::AnyInvocable<void(absl::Status) &&> report) {
-    auto* call =
-        new FailedCall(std::move(core), std::move(status), std::move(report));
-    call->core_->AddCall(call);
+                    PeerSession::PieceCallback done = nullptr) {
+    auto* call = new FailedCall(std::move(core), std::move(status),
+                                /*fetch=*/done != nullptr);
+    call->core_->AddCall(call, std::move(done));
     call->alarm_.Set(std::chrono::system_clock::now(),
                      [call](bool) { call->Done(); });
   }
@@ -207,23 +235,26 @@ class FailedCall final : public Cancellable {
 
  private:
   FailedCall(std::shared_ptr<SessionCore> core, absl::Status status,
-             absl::AnyInvocable<void(absl::Status) &&> report)
+             bool fetch)
       : token_(core->liveness(), LiveToken::kCall),
         core_(std::move(core)),
         status_(std::move(status)),
-        report_(std::move(report)) {}
+        fetch_(fetch) {}
 
   void Done() {
-    core_->RunCallback([&] { std::move(report_)(status_); });
-    report_ = nullptr;
-    core_->RemoveCall(this);
+    if (fetch_) {
+      core_->Complete(this, status_);
+    } else {
+      core_->RunCallback([&] { core_->listener().OnClosed(status_); });
+      core_->RemoveCall(this);
+    }
     delete this;
   }
 
   const LiveToken token_;  // First in, last out.
   const std::shared_ptr<SessionCore> core_;
   const absl::Status status_;
-  absl::AnyInvocable<void(absl::Status) &&> report_;
+  const bool fetch_;
   grpc::Alarm alarm_;
 };
 
@@ -309,131 +340,6 @@ void WatchCall::Deliver() {
   }
 }
 
-absl::Status Malformed(absl::string_view what) {
-  return absl::DataLossError(absl::StrCat("malformed piece chunk: ", what));
-}
-
-// Assembles one piece from PieceChunk messages in wire form, copying the
-// data once, from the received buffers into a buffer of the expected length
-// (allocated at the first data, never from a length the remote claims).
-// Not thread-safe.
-class PieceAssembler {
- public:
-  explicit PieceAssembler(uint64_t expected_length)
-      : expected_length_(expected_length) {}
-
-  // DATA_LOSS for anything but the next chunk of the piece.
-  absl::Status Add(grpc::ByteBuffer& chunk);
-
-  // DATA_LOSS unless exactly the expected bytes arrived.
-  absl::StatusOr<ReceivedPiece> Finish();
-
- private:
-  absl::Status ReadData(google::protobuf::io::CodedInputStream& in,
-                        uint64_t offset);
-  absl::Status ReadProofElement(google::protobuf::io::CodedInputStream& in);
-  absl::Status CheckPieceLength(uint64_t piece_length) const;
-
-  const uint64_t expected_length_;
-  uint64_t received_ = 0;
-  int chunks_ = 0;
-  ReceivedPiece piece_;
-};
-
-absl::Status PieceAssembler::Add(grpc::ByteBuffer& chunk) {
-  grpc::ProtoBufferReader reader(&chunk);
-  google::protobuf::io::CodedInputStream in(&reader);
-  const bool first = chunks_++ == 0;
-  uint64_t offset = 0;
-  bool has_data = false, has_length = false;
-  while (const uint32_t tag = in.ReadTag()) {
-    const int field = WireFormatLite::GetTagFieldNumber(tag);
-    const bool varint =
-        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_VARINT;
-    const bool bytes = WireFormatLite::GetTagWireType(tag) ==
-                       WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
-    if (field == v1::PieceChunk::kOffsetFieldNumber && varint && !has_data) {
-      if (!in.ReadVarint64(&offset)) return Malformed("truncated offset");
-    } else if (field == v1::PieceChunk::kDataFieldNumber && bytes &&
-               !has_data) {
-      has_data = true;
-      if (absl::Status s = ReadData(in, offset); !s.ok()) return s;
-    } else if (field == v1::PieceChunk::kPieceLengthFieldNumber && varint &&
-               first) {
-      uint64_t piece_length = 0;
-      if (!in.ReadVarint64(&piece_length)) return Malformed("truncated length");
-      if (absl::Status s = CheckPieceLength(piece_length); !s.ok()) return s;
-      has_length = true;
-    } else if (field == v1::PieceChunk::kProofFieldNumber && bytes && first) {
-      if (absl::Status s = ReadProofElement(in); !s.ok()) return s;
-    } else if (field >= v1::PieceChunk::kOffsetFieldNumber &&
-               field <= v1::PieceChunk::kProofFieldNumber) {
-      return Malformed(absl::StrCat("unexpected field ", field));
-    } else if (!WireFormatLite::SkipField(&in, tag)) {
-      return Malformed("truncated unknown field");
-    }
-  }
-  if (!in.ConsumedEntireMessage()) return Malformed("bad field tag");
-  if (!has_data) return Malformed("chunk without data");
-  if (first && !has_length) return Malformed("first chunk without length");
-  return absl::OkStatus();
-}
-
-absl::Status PieceAssembler::ReadData(
-    google::protobuf::io::CodedInputStream& in, uint64_t offset) {
-  uint32_t length = 0;
-  if (!in.ReadVarint32(&length)) return Malformed("truncated data");
-  if (length == 0) return Malformed("empty data");
-  if (offset != received_) {
-    return absl::DataLossError(absl::StrCat("piece chunk at offset ", offset,
-                                            "; expected ", received_));
-  }
-  if (length > expected_length_ - received_) {
-    return absl::DataLossError(absl::StrCat(
-        "remote sent more than the ", expected_length_, " bytes of the piece"));
-  }
-  if (piece_.data.empty()) piece_.data.resize(expected_length_);
-  if (!in.ReadRaw(piece_.data.data() + received_, length)) {
-    return Malformed("truncated data");
-  }
-  received_ += length;
-  return absl::OkStatus();
-}
-
-absl::Status PieceAssembler::ReadProofElement(
-    google::protobuf::io::CodedInputStream& in) {
-  uint32_t length = 0;
-  if (!in.ReadVarint32(&length)) return Malformed("truncated proof");
-  if (length != kDigestSize) {
-    return absl::DataLossError(absl::StrCat(
-        "proof element of ", length, " bytes; hashes are ", kDigestSize));
-  }
-  if (piece_.proof.size() == kMaxProofLength) {
-    return absl::DataLossError(
-        absl::StrCat("proof longer than ", kMaxProofLength, " hashes"));
-  }
-  Digest& digest = piece_.proof.emplace_back();
-  if (!in.ReadRaw(digest.data(), kDigestSize)) {
-    return Malformed("truncated proof");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status PieceAssembler::CheckPieceLength(uint64_t piece_length) const {
-  if (piece_length == expected_length_) return absl::OkStatus();
-  return absl::DataLossError(absl::StrCat("remote says the piece is ",
-                                          piece_length, " bytes; expected ",
-                                          expected_length_));
-}
-
-absl::StatusOr<ReceivedPiece> PieceAssembler::Finish() {
-  if (received_ != expected_length_) {
-    return absl::DataLossError(absl::StrCat(
-        "piece ended after ", received_, " of ", expected_length_, " bytes"));
-  }
-  return std::move(piece_);
-}
-
 // One FetchPiece call. It goes through the generic stub so that chunks
 // arrive as raw buffers for PieceAssembler; on the wire a bidi call that
 // sends one message is the same as a server-streaming one. Deletes itself
@@ -466,21 +372,17 @@ class FetchCall final
         !error_.ok()  ? error_
         : status.ok() ? assembler_.Finish()
                       : absl::StatusOr<ReceivedPiece>(FromGrpcStatus(status));
-    core_->RunCallback([&] { done_(std::move(result)); });
-    done_ = nullptr;  // Its captures go before the session can be gone.
-    core_->RemoveCall(this);
+    core_->Complete(this, std::move(result));
     delete this;
   }
 
  private:
   FetchCall(std::shared_ptr<SessionCore> core,
-            std::shared_ptr<RemoteConnections> remote, uint64_t expected_length,
-            PeerSession::PieceCallback done)
+            std::shared_ptr<RemoteConnections> remote, uint64_t expected_length)
       : token_(core->liveness(), LiveToken::kCall),
         core_(std::move(core)),
         remote_(std::move(remote)),
-        assembler_(expected_length),
-        done_(std::move(done)) {}
+        assembler_(expected_length) {}
 
   // Destroyed in reverse, as in WatchCall.
   const LiveToken token_;
@@ -491,7 +393,6 @@ class FetchCall final
   grpc::ByteBuffer response_;
   PieceAssembler assembler_;
   absl::Status error_;
-  PeerSession::PieceCallback done_;
 };
 
 void FetchCall::Start(std::shared_ptr<SessionCore> core,
@@ -499,14 +400,14 @@ void FetchCall::Start(std::shared_ptr<SessionCore> core,
                       const v1::FetchPieceRequest& request,
                       uint64_t expected_length, absl::Duration timeout,
                       PeerSession::PieceCallback done) {
-  auto* call = new FetchCall(std::move(core), std::move(remote),
-                             expected_length, std::move(done));
+  auto* call =
+      new FetchCall(std::move(core), std::move(remote), expected_length);
   bool own_buffer = false;
   CHECK(grpc::SerializationTraits<v1::FetchPieceRequest>::Serialize(
             request, &call->request_, &own_buffer)
             .ok());
   call->context_.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  call->core_->AddCall(call);
+  call->core_->AddCall(call, std::move(done));
   call->remote_->NextFetchStub().PrepareBidiStreamingCall(
       &call->context_, kFetchPieceMethod, grpc::StubOptions(), call);
   call->StartWriteLast(&call->request_, grpc::WriteOptions());
@@ -529,10 +430,7 @@ class GrpcPeerSession final : public PeerSession {
   void FetchPiece(ReleasePieceIndex piece, uint64_t expected_length,
                   absl::Duration timeout, PieceCallback done) override {
     if (!remote_->status().ok()) {
-      FailedCall::Start(core_, remote_->status(),
-                        [done = std::move(done)](absl::Status s) mutable {
-                          done(std::move(s));
-                        });
+      FailedCall::Start(core_, remote_->status(), std::move(done));
       return;
     }
     v1::FetchPieceRequest request;
@@ -604,8 +502,7 @@ std::unique_ptr<PeerSession> GrpcTransport::Connect(
     WatchCall::Start(std::move(core), std::move(connections),
                      std::move(request));
   } else {
-    FailedCall::Start(std::move(core), connections->status(),
-                      [&listener](absl::Status s) { listener.OnClosed(s); });
+    FailedCall::Start(std::move(core), connections->status());
   }
   return session;
 }

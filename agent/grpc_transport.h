@@ -23,14 +23,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "agent/piece_assembler.h"
 #include "agent/transport.h"
 #include "common/grpc_security.h"
 
 namespace shoal::agent {
-
-// Most uncle hashes a piece may carry: a file of 2^64 bytes in 16 KiB pieces
-// needs 50.
-inline constexpr size_t kMaxProofLength = 64;
 
 struct GrpcTransportOptions {
   // Connections per remote address, at least 1.
@@ -67,9 +64,13 @@ class GrpcTransport final : public Transport {
   // first; a second bitfield closes the session with DATA_LOSS. FetchPiece
   // errors are those of PeerSession::FetchPiece; DATA_LOSS also for a
   // piece_length other than `expected_length`, a proof element not 32 bytes,
-  // more than kMaxProofLength of them, or an empty or malformed chunk. The
-  // destructor cancels every call and waits for callbacks in progress; it
-  // may run inside one of the session's own callbacks.
+  // more than kMaxProofLength of them, or an empty or malformed chunk.
+  //
+  // The session's destructor cancels its calls, waits for its callbacks
+  // running on other threads, and destroys the FetchPiece callbacks that
+  // have not run; it never waits for the network, so it may run anywhere,
+  // also inside one of the session's own callbacks. The cancelled calls end
+  // in the background; the transport's destructor waits for them.
   std::unique_ptr<PeerSession> Connect(const v1::PeerAddress& remote,
                                        const std::string& release_id,
                                        const v1::PeerAddress& self,

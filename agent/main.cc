@@ -1,6 +1,7 @@
 // shoal-agent: downloads releases from nearby peers (and the origin when it
 // must), verifies every piece, serves them on, and answers shoalctl.
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <iostream>
@@ -38,6 +39,11 @@ ABSL_FLAG(std::string, tls_ca, "", "PEM fleet CA");
 ABSL_FLAG(bool, insecure, false, "plaintext, loopback only (demos)");
 
 int main(int argc, char** argv) {
+  // Piece buffers are 1-4 MiB. glibc maps and unmaps every block of 128 KiB
+  // or more by default, so each piece would pay page faults and zeroing.
+  // bench/data_plane_bench.sh: 3.05 -> 2.85 CPU s/GB (both agents) with this.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   absl::SetProgramUsageMessage(
       "shoal-agent --tracker=HOST:PORT --datacenter=DC --rack=RACK --trust=FILE [flags]");
   absl::ParseCommandLine(argc, argv);
