@@ -75,18 +75,17 @@ bool FetchAll(PeerSession& session, uint64_t piece_bytes, int pieces,
       ++outstanding;
     }
     const uint32_t piece = (sent / piece_bytes) % pieces;
-    session.FetchPiece(
-        ReleasePieceIndex(piece), piece_bytes, absl::Seconds(60),
-        [&, hash](absl::StatusOr<ReceivedPiece> result) {
-          if (result.ok() && hash) Sha256(result->data);
-          absl::MutexLock lock(&mu);
-          if (!result.ok()) {
-            fprintf(stderr, "fetch failed: %s\n",
-                    result.status().ToString().c_str());
-            failed = true;
-          }
-          --outstanding;
-        });
+    session.FetchPiece(ReleasePieceIndex(piece), piece_bytes, absl::Seconds(60),
+                       [&, hash](absl::StatusOr<ReceivedPiece> result) {
+                         if (result.ok() && hash) Sha256(result->data);
+                         absl::MutexLock lock(&mu);
+                         if (!result.ok()) {
+                           fprintf(stderr, "fetch failed: %s\n",
+                                   result.status().ToString().c_str());
+                           failed = true;
+                         }
+                         --outstanding;
+                       });
   }
   absl::MutexLock lock(&mu);
   auto idle = [&] { return outstanding == 0; };
@@ -125,11 +124,12 @@ bool Measure(const GrpcSecurity& security, const v1::PeerAddress& remote,
       FetchAll(*session, piece_bytes, pieces, total, in_flight, hash);
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   const double gb = total / 1e9;
-  printf("connections=%d in_flight=%d piece=%dMiB sha256=%d tls=%d: "
-         "%.2f GB/s, %.2f CPU s/GB\n",
-         connections, in_flight, absl::GetFlag(FLAGS_piece_mib), hash,
-         !absl::GetFlag(FLAGS_tls_dir).empty(), gb / seconds,
-         (CpuSeconds() - cpu0) / gb);
+  printf(
+      "connections=%d in_flight=%d piece=%dMiB sha256=%d tls=%d: "
+      "%.2f GB/s, %.2f CPU s/GB\n",
+      connections, in_flight, absl::GetFlag(FLAGS_piece_mib), hash,
+      !absl::GetFlag(FLAGS_tls_dir).empty(), gb / seconds,
+      (CpuSeconds() - cpu0) / gb);
   fflush(stdout);
   return ok;
 }

@@ -38,6 +38,7 @@ namespace shoal::agent {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 // Writes `messages` one by one, then ends OK, or with `stall` waits for the
 // client to give up. Deletes itself.
@@ -191,7 +192,9 @@ TEST_F(LyingPeerTest, RefusesFirstChunkWithoutPieceLength) {
 
 TEST_F(LyingPeerTest, RefusesMoreBytesThanExpected) {
   peer_.chunks = {Chunk(0, 100, 100), Chunk(100, 10)};
-  EXPECT_EQ(Fetch(100).status().code(), absl::StatusCode::kDataLoss);
+  absl::Status status = Fetch(100).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(status.message(), HasSubstr("more than the 100 bytes"));
 }
 
 TEST_F(LyingPeerTest, RefusesHugePieceLengthWithoutAllocatingIt) {
