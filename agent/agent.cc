@@ -35,11 +35,6 @@ namespace {
 
 constexpr uint64_t kMaxManifestBytes = 64 << 20;
 
-std::string HostOf(const std::string& address) {
-  size_t colon = address.rfind(':');
-  return colon == std::string::npos ? address : address.substr(0, colon);
-}
-
 }  // namespace
 
 Agent::Agent(const AgentConfig& config, const Clock& clock) : config_(config), clock_(clock) {}
@@ -97,7 +92,7 @@ absl::Status Agent::StartServers() {
   if (peer_server_ == nullptr || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot serve peers on ", config_.listen));
   }
-  self_.set_address(config_.advertise.empty() ? absl::StrCat(HostOf(config_.listen), ":", port)
+  self_.set_address(config_.advertise.empty() ? BoundAddress(config_.listen, port)
                                               : config_.advertise);
   // The control socket: local only; the file mode (0600) is its access control.
   std::string socket = config_.control.empty() ? config_.data_dir + "/agent.sock" : config_.control;
@@ -107,7 +102,7 @@ absl::Status Agent::StartServers() {
   ASSIGN_OR_RETURN(GrpcSecurity local, GrpcSecurity::Create(TlsFlags{"", "", "", true}));
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> local_creds,
                    local.ServerCredentials(control_address_));
-  control_service_ = std::make_unique<ControlService>(*this, clock_);
+  control_service_ = std::make_unique<ControlService>(*this);
   grpc::ServerBuilder control;
   control.AddListeningPort(control_address_, local_creds);
   control.RegisterService(control_service_.get());

@@ -71,6 +71,9 @@ class Agent final : public PieceSource {
   // expired, replayed), UNAVAILABLE (tracker and origin unreachable).
   absl::StatusOr<std::string> Fetch(const std::string& release);
   absl::StatusOr<v1::ReleaseStatus> ReleaseStatusOf(const std::string& release_id);
+  // Waits at most `timeout` for the release to complete; then its status.
+  absl::StatusOr<v1::ReleaseStatus> AwaitRelease(const std::string& release_id,
+                                                 absl::Duration timeout);
   v1::StatusResponse Status();
   // Stops and deletes a release. NOT_FOUND if the agent does not hold it.
   absl::StatusOr<std::string> Remove(const std::string& release);

@@ -109,6 +109,14 @@ absl::StatusOr<v1::ReleaseStatus> Agent::ReleaseStatusOf(const std::string& rele
   return r->download->Status();
 }
 
+absl::StatusOr<v1::ReleaseStatus> Agent::AwaitRelease(const std::string& release_id,
+                                                      absl::Duration timeout) {
+  std::shared_ptr<Release> r = Find(release_id);
+  if (r == nullptr) return absl::NotFoundError(absl::StrCat("no release ", release_id));
+  r->download->WaitForCompletion(timeout);
+  return r->download->Status();
+}
+
 v1::StatusResponse Agent::Status() {
   v1::StatusResponse response;
   std::vector<std::shared_ptr<Release>> all;

@@ -1,29 +1,27 @@
 #include "agent/control_service.h"
 
-#include "absl/synchronization/notification.h"
 #include "agent/agent.h"
 #include "common/grpc_security.h"
 
 namespace shoal::agent {
 
-// Streams the release's status once a second until it is complete (OK) or
-// failed (the error), or the caller goes away. The download goes on either
-// way.
+// Streams the release's status every half second, and at once when it
+// completes (OK) or fails (the error), until the caller goes away. The
+// download goes on either way.
 grpc::Status ControlService::Fetch(grpc::ServerContext* context,
                                    const v1::FetchRequest* request,
                                    grpc::ServerWriter<v1::ReleaseStatus>* writer) {
   absl::StatusOr<std::string> id = agent_.Fetch(request->release());
   if (!id.ok()) return ToGrpcStatus(id.status());
-  absl::Notification never;  // waits are bounded by the poll interval
+  absl::StatusOr<v1::ReleaseStatus> status = agent_.ReleaseStatusOf(*id);
   while (!context->IsCancelled()) {
-    absl::StatusOr<v1::ReleaseStatus> status = agent_.ReleaseStatusOf(*id);
     if (!status.ok()) return ToGrpcStatus(status.status());
     if (!writer->Write(*status)) return grpc::Status::CANCELLED;
     if (status->state() == v1::RELEASE_STATE_SEEDING) return grpc::Status::OK;
     if (status->state() == v1::RELEASE_STATE_FAILED) {
       return grpc::Status(grpc::StatusCode::ABORTED, status->error());
     }
-    never.WaitForNotificationWithTimeout(absl::Milliseconds(500));
+    status = agent_.AwaitRelease(*id, absl::Milliseconds(500));
   }
   return grpc::Status::CANCELLED;
 }

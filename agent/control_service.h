@@ -3,7 +3,7 @@
 // The agent's local control API (shoal.v1.AgentControl) on its unix socket.
 // Handlers unpack, call the Agent, pack. Thread-safe.
 
-#include "common/clock.h"
+#include "absl/time/time.h"
 #include "shoal/v1/agent.grpc.pb.h"
 
 namespace shoal::agent {
@@ -12,8 +12,8 @@ class Agent;
 
 class ControlService final : public v1::AgentControl::Service {
  public:
-  // `agent` and `clock` must outlive the service.
-  ControlService(Agent& agent, const Clock& clock) : agent_(agent), clock_(clock) {}
+  // `agent` must outlive the service.
+  explicit ControlService(Agent& agent) : agent_(agent) {}
 
   grpc::Status Fetch(grpc::ServerContext* context, const v1::FetchRequest* request,
                      grpc::ServerWriter<v1::ReleaseStatus>* writer) override;
@@ -24,7 +24,6 @@ class ControlService final : public v1::AgentControl::Service {
 
  private:
   Agent& agent_;
-  const Clock& clock_;
 };
 
 }  // namespace shoal::agent

@@ -1,6 +1,7 @@
 #include "agent/download.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
@@ -64,7 +65,10 @@ ReleaseDownload::ReleaseDownload(DownloadContext context, DownloadOptions option
       origin_(std::move(origin)),
       on_have_(std::move(on_have)) {
   UpdateCounters();
-  if (store_->complete()) return;
+  if (store_->complete()) {
+    completed_.Notify();
+    return;
+  }
   const ReleasePieces& pieces = store_->pieces();
   std::vector<uint64_t> lengths(pieces.total_pieces());
   for (uint32_t i = 0; i < lengths.size(); ++i) {
@@ -128,6 +132,7 @@ void ReleaseDownload::Loop() {
   for (const auto& [key, session] : sessions_) keys.push_back(key);
   for (PeerKey key : keys) DropPeer(key, "release complete");
   UpdateCounters();
+  completed_.Notify();
 }
 
 void ReleaseDownload::Handle(Event& e) {
@@ -184,26 +189,35 @@ void ReleaseDownload::Handle(Event& e) {
   }
 }
 
+namespace {
+
+// How a failed fetch counts against its peer; nullopt when it does not (a
+// copy from another source was stored first).
+std::optional<FailureReason> ReasonFor(bool proof_failed, bool store_failed,
+                                       const absl::Status& status) {
+  if (proof_failed) return FailureReason::kBadProof;
+  if (store_failed) return FailureReason::kBusy;  // our disk, not the peer
+  switch (status.code()) {
+    case absl::StatusCode::kNotFound:
+      return FailureReason::kRefused;
+    case absl::StatusCode::kResourceExhausted:
+      return FailureReason::kBusy;
+    case absl::StatusCode::kDeadlineExceeded:
+      return FailureReason::kTimeout;
+    case absl::StatusCode::kAlreadyExists:
+      return std::nullopt;
+    default:
+      return FailureReason::kError;
+  }
+}
+
+}  // namespace
+
 void ReleaseDownload::HandlePiece(Event& e) {
   absl::Time now = context_.clock->Now();
-  FailureReason reason = FailureReason::kError;
-  if (e.proof_failed) reason = FailureReason::kBadProof;
-  else if (e.store_failed) reason = FailureReason::kBusy;  // not the peer's fault
-  else switch (e.status.code()) {
-    case absl::StatusCode::kNotFound:
-      reason = FailureReason::kRefused;
-      break;
-    case absl::StatusCode::kResourceExhausted:
-      reason = FailureReason::kBusy;
-      break;
-    case absl::StatusCode::kDeadlineExceeded:
-      reason = FailureReason::kTimeout;
-      break;
-    case absl::StatusCode::kAlreadyExists:
-      return;  // a copy raced in from elsewhere; nothing wrong with the peer
-    default:
-      break;
-  }
+  std::optional<FailureReason> failure = ReasonFor(e.proof_failed, e.store_failed, e.status);
+  if (!failure.has_value()) return;
+  FailureReason reason = *failure;
   if (reason == FailureReason::kBadProof) context_.metrics->CountProofFailure();
   PeerVerdict verdict = scheduler_->OnPieceFailed(e.peer, e.piece, reason, now);
   if (verdict == PeerVerdict::kBan) {

@@ -25,6 +25,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/random/random.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "agent/metrics.h"
 #include "agent/origin_client.h"
 #include "agent/rate_limiter.h"
@@ -82,6 +83,9 @@ class ReleaseDownload {
 
   // A snapshot for the control API and metrics.
   v1::ReleaseStatus Status() const;
+  // True once the release is complete and the engine has settled its
+  // counters (then Status() is final); false if `timeout` passes first.
+  bool WaitForCompletion(absl::Duration timeout) const;
   // Members of the swarm this agent knows (for peer exchange), same
   // datacenter as `asker` first; remembers `asker`.
   std::vector<v1::PeerAddress> KnownPeers(const v1::PeerAddress& asker, size_t limit);
@@ -184,6 +188,7 @@ class ReleaseDownload {
   mutable absl::Mutex status_mu_;
   v1::ReleaseStatus status_ ABSL_GUARDED_BY(status_mu_);
   std::atomic<uint64_t> bytes_sent_{0};
+  absl::Notification completed_;
 
   std::thread engine_;
 };

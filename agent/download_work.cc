@@ -196,6 +196,10 @@ void ReleaseDownload::UpdateCounters() {
   status_ = std::move(s);
 }
 
+bool ReleaseDownload::WaitForCompletion(absl::Duration timeout) const {
+  return completed_.WaitForNotificationWithTimeout(timeout);
+}
+
 v1::ReleaseStatus ReleaseDownload::Status() const {
   absl::MutexLock lock(&status_mu_);
   v1::ReleaseStatus s = status_;

@@ -2,7 +2,6 @@
 // must), verifies every piece, serves them on, and answers shoalctl.
 
 #include <malloc.h>
-#include <signal.h>
 
 #include <iostream>
 #include <string>
@@ -14,7 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/agent.h"
 #include "common/clock.h"
-#include "common/file_util.h"
+#include "common/daemon.h"
 #include "glog/logging.h"
 
 ABSL_FLAG(std::string, tracker, "", "tracker replicas of this datacenter, HOST:PORT,...");
@@ -73,11 +72,7 @@ int main(int argc, char** argv) {
   config.tls = {absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
                 absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_insecure)};
 
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  shoal::StopSignals stop;  // before any thread starts
 
   shoal::RealClock clock;
   absl::StatusOr<std::unique_ptr<shoal::agent::Agent>> agent =
@@ -86,17 +81,12 @@ int main(int argc, char** argv) {
     std::cerr << "shoal-agent: " << agent.status().message() << "\n";
     return 1;
   }
-  std::string ready_file = absl::GetFlag(FLAGS_ready_file);
-  if (!ready_file.empty()) {
-    absl::Status s = shoal::WriteFileAtomically(ready_file, (*agent)->ReadyJson() + "\n", 0644);
-    if (!s.ok()) {
-      std::cerr << "shoal-agent: " << s.message() << "\n";
-      return 1;
-    }
+  absl::Status ready = shoal::WriteReadyFile(absl::GetFlag(FLAGS_ready_file), (*agent)->ReadyJson());
+  if (!ready.ok()) {
+    std::cerr << "shoal-agent: " << ready.message() << "\n";
+    return 1;
   }
-  int sig = 0;
-  sigwait(&stop, &sig);
-  LOG(INFO) << "stopping on signal " << sig;
+  LOG(INFO) << "stopping on signal " << stop.Wait();
   agent->reset();
   return 0;
 }

@@ -18,6 +18,7 @@
 #include "common/manifest.h"
 #include "common/testing/temp_dir.h"
 #include "glog/logging.h"
+#include "common/testing/http_get.h"
 #include "gtest/gtest.h"
 #include "tracker/server.h"
 
@@ -26,23 +27,6 @@ namespace {
 
 constexpr char kPeer[] = "11111111111111111111111111111111";
 constexpr char kChannel[] = "game-server/stable";
-
-size_t AppendToString(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-std::string HttpGet(const std::string& url) {
-  std::string body;
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendToString);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-  curl_easy_perform(curl);
-  curl_easy_cleanup(curl);
-  return body;
-}
 
 // Announce calls a tracker has counted, whatever their outcome.
 int AnnouncesCounted(const tracker::TrackerServer& server) {

@@ -162,6 +162,18 @@ bool IsPort(absl::string_view text) {
 
 // The host part of "host", "host:port", "[v6]", "[v6]:port" or a bare IPv6
 // address; nullopt when malformed.
+std::optional<std::string> HostOf(absl::string_view host_port);
+
+}  // namespace
+
+std::string BoundAddress(absl::string_view listen_address, int port) {
+  std::string host = HostOf(listen_address).value_or(std::string(listen_address));
+  if (host.find(':') != std::string::npos) host = absl::StrCat("[", host, "]");
+  return absl::StrCat(host, ":", port);
+}
+
+namespace {
+
 std::optional<std::string> HostOf(absl::string_view host_port) {
   if (absl::ConsumePrefix(&host_port, "[")) {
     const size_t close = host_port.find(']');

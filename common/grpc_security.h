@@ -117,6 +117,10 @@ std::string CallerIdentity(const grpc::AuthContext& auth);
 // malformed input and wildcard addresses (0.0.0.0, ::).
 bool IsLoopbackAddress(absl::string_view host_port);
 
+// The address a server bound: the host of `listen_address` (HOST:PORT, IPv6
+// hosts bracketed) with `port`, the port it actually got (for port 0).
+std::string BoundAddress(absl::string_view listen_address, int port);
+
 // True for gRPC unix socket addresses ("unix:PATH", "unix-abstract:NAME"):
 // reachable only from this machine, like loopback.
 bool IsUnixSocketAddress(absl::string_view address);

@@ -393,3 +393,15 @@ TEST(StatusConversionTest, OkStaysOk) {
 
 }  // namespace
 }  // namespace shoal
+
+namespace shoal {
+namespace {
+
+TEST(BoundAddressTest, KeepsTheHostAndTakesTheRealPort) {
+  EXPECT_EQ(BoundAddress("127.0.0.1:0", 41234), "127.0.0.1:41234");
+  EXPECT_EQ(BoundAddress("[::1]:0", 7), "[::1]:7");
+  EXPECT_EQ(BoundAddress("localhost:7070", 7070), "localhost:7070");
+}
+
+}  // namespace
+}  // namespace shoal

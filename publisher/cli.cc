@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/clock.h"
+#include "common/daemon.h"
 #include "common/ed25519.h"
 #include "common/file_util.h"
 #include "common/manifest.h"
@@ -218,24 +219,14 @@ int RunServe(const CliFlags& flags) {
   if (flags.origin.empty() || flags.listen.empty()) {
     return Usage("serve needs --origin=DIR and --listen=HOST:PORT");
   }
-  // Block the stop signals before any thread starts, so that they all inherit
-  // the mask and only sigwait below receives them.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  StopSignals stop;  // before civetweb starts its threads
   absl::StatusOr<std::unique_ptr<OriginServer>> server =
       OriginServer::Start(ServeOptions(flags));
   if (!server.ok()) return Fail(server.status());
-  if (!flags.ready_file.empty()) {
-    absl::Status s = WriteFileAtomically(flags.ready_file,
-                                         absl::StrCat((*server)->address(), "\n"), 0644);
-    if (!s.ok()) return Fail(s);
+  if (absl::Status s = WriteReadyFile(flags.ready_file, (*server)->address()); !s.ok()) {
+    return Fail(s);
   }
-  int sig = 0;
-  sigwait(&stop, &sig);
-  LOG(INFO) << "stopping on signal " << sig;
+  LOG(INFO) << "stopping on signal " << stop.Wait();
   return 0;
 }
 

@@ -1,7 +1,5 @@
 // shoal-tracker: coordinates the swarms of one datacenter.
 
-#include <signal.h>
-
 #include <iostream>
 #include <string>
 #include <vector>
@@ -12,7 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
-#include "common/file_util.h"
+#include "common/daemon.h"
 #include "glog/logging.h"
 #include "tracker/server.h"
 
@@ -61,12 +59,7 @@ int main(int argc, char** argv) {
   config.options.return_other_datacenters = absl::GetFlag(FLAGS_return_other_datacenters);
   config.options.max_peers_returned = absl::GetFlag(FLAGS_max_peers_returned);
 
-  // Only the sigwait below receives the stop signals.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  shoal::StopSignals stop;  // before any thread starts
 
   shoal::RealClock clock;
   absl::StatusOr<std::unique_ptr<shoal::tracker::TrackerServer>> server =
@@ -75,17 +68,12 @@ int main(int argc, char** argv) {
     std::cerr << "shoal-tracker: " << server.status().message() << "\n";
     return 1;
   }
-  std::string ready_file = absl::GetFlag(FLAGS_ready_file);
-  if (!ready_file.empty()) {
-    absl::Status s = shoal::WriteFileAtomically(ready_file, (*server)->ReadyJson() + "\n", 0644);
-    if (!s.ok()) {
-      std::cerr << "shoal-tracker: " << s.message() << "\n";
-      return 1;
-    }
+  absl::Status ready = shoal::WriteReadyFile(absl::GetFlag(FLAGS_ready_file), (*server)->ReadyJson());
+  if (!ready.ok()) {
+    std::cerr << "shoal-tracker: " << ready.message() << "\n";
+    return 1;
   }
-  int sig = 0;
-  sigwait(&stop, &sig);
-  LOG(INFO) << "stopping on signal " << sig;
+  LOG(INFO) << "stopping on signal " << stop.Wait();
   (*server)->Shutdown();
   return 0;
 }

@@ -10,6 +10,7 @@
 #include "common/ed25519.h"
 #include "common/file_util.h"
 #include "common/manifest.h"
+#include "common/testing/temp_dir.h"
 #include "gtest/gtest.h"
 #include "shoal/v1/tracker.grpc.pb.h"
 #include "tracker/server.h"
@@ -21,8 +22,7 @@ namespace {
 class ReplicasTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = absl::StrCat(::testing::TempDir(), "/replicas.XXXXXX");
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    std::string tmpl = MakeTestDir("replicas");
     auto redis = testing::RedisServer::Start();
     ASSERT_TRUE(redis.ok()) << redis.status();
     redis_ = *std::move(redis);

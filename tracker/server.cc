@@ -10,15 +10,6 @@
 #include "tracker/redis_store.h"
 
 namespace shoal::tracker {
-namespace {
-
-std::string HostOf(const std::string& address) {
-  size_t colon = address.rfind(':');
-  return colon == std::string::npos ? address : address.substr(0, colon);
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& spec) {
   if (spec.empty() || spec == "memory") return std::make_unique<MemoryStore>();
   if (absl::StartsWith(spec, "redis://")) {
@@ -67,7 +58,7 @@ absl::StatusOr<std::unique_ptr<TrackerServer>> TrackerServer::Start(
     return absl::UnavailableError(absl::StrCat(
         "cannot serve gRPC on ", config.listen, " (address in use or invalid?)"));
   }
-  s->grpc_address_ = absl::StrCat(HostOf(config.listen), ":", port);
+  s->grpc_address_ = BoundAddress(config.listen, port);
   if (!config.metrics_listen.empty()) {
     Store* store = s->store_.get();
     ASSIGN_OR_RETURN(s->metrics_server_,

@@ -12,40 +12,18 @@
 #include "common/manifest.h"
 #include "common/testing/test_pki.h"
 #include "common/trust.h"
-#include "curl/curl.h"
+#include "common/testing/http_get.h"
+#include "common/testing/temp_dir.h"
 #include "gtest/gtest.h"
 #include "shoal/v1/tracker.grpc.pb.h"
 
 namespace shoal::tracker {
 namespace {
 
-std::string TempDir() {
-  std::string tmpl = absl::StrCat(::testing::TempDir(), "/tracker_server.XXXXXX");
-  EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
-  return tmpl;
-}
-
-size_t AppendToString(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-std::string HttpGet(const std::string& url) {
-  std::string body;
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendToString);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-  curl_easy_perform(curl);
-  curl_easy_cleanup(curl);
-  return body;
-}
-
 class TrackerServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = TempDir();
+    dir_ = MakeTestDir("tracker_server");
     ASSERT_TRUE(MakeDirs(dir_ + "/pki").ok());
     ASSERT_TRUE(MakeDirs(dir_ + "/other-pki").ok());
     pki_ = *MakeTestPki(dir_ + "/pki");
