@@ -183,6 +183,13 @@ absl::Status Agent::StartRelease(const Manifest& manifest, std::unique_ptr<Relea
   return absl::OkStatus();
 }
 
+ReleaseStoreOptions Agent::StoreOptions() const {
+  ReleaseStoreOptions options;
+  options.durable = config_.durable;
+  options.direct_io = config_.direct_io;
+  return options;
+}
+
 absl::Status Agent::RecoverReleases() {
   std::string dir = config_.data_dir + "/releases";
   std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
@@ -197,7 +204,7 @@ absl::Status Agent::RecoverReleases() {
     absl::StatusOr<Manifest> manifest =
         bytes.ok() ? Manifest::Verify(*bytes, *trust_, clock_.Now()) : bytes.status();
     absl::StatusOr<std::unique_ptr<ReleaseStore>> store =
-        manifest.ok() ? ReleaseStore::Open(rdir, *manifest, {config_.durable})
+        manifest.ok() ? ReleaseStore::Open(rdir, *manifest, StoreOptions())
                       : manifest.status();
     if (!store.ok()) {
       LOG(WARNING) << "not resuming release " << id << ": " << store.status();

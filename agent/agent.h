@@ -54,6 +54,7 @@ struct AgentConfig {
   DownloadOptions download;
   PeerServiceOptions peer_service;
   bool durable = true;                 // fdatasync before recording pieces
+  bool direct_io = true;               // see ReleaseStoreOptions::direct_io
   uint64_t upload_limit = 0;           // bytes/s served to peers; 0: none
   uint64_t download_limit = 0;         // bytes/s fetched from peers; 0: none
 };
@@ -106,6 +107,7 @@ class Agent final : public PieceSource {
   Agent(const AgentConfig& config, const Clock& clock);
   absl::Status StartServers();
   absl::Status RecoverReleases();
+  ReleaseStoreOptions StoreOptions() const;
   absl::StatusOr<std::string> ResolveRelease(const std::string& release,
                                              std::string* manifest_bytes,
                                              std::vector<std::string>* origin_urls);

@@ -85,10 +85,8 @@ absl::StatusOr<std::string> Agent::Fetch(const std::string& release) {
   if (Find(id) != nullptr) return id;
   RETURN_IF_ERROR(trusted_->CheckAndRecord(manifest));
   std::string dir = absl::StrCat(config_.data_dir, "/releases/", id);
-  ReleaseStoreOptions store_options;
-  store_options.durable = config_.durable;
   ASSIGN_OR_RETURN(std::unique_ptr<ReleaseStore> store,
-                   ReleaseStore::Create(dir, manifest, store_options));
+                   ReleaseStore::Create(dir, manifest, StoreOptions()));
   RETURN_IF_ERROR(WriteFileAtomically(dir + "/origin_urls", absl::StrJoin(urls, "\n") + "\n",
                                       0644, config_.durable));
   LOG(INFO) << "fetching " << manifest.display_name() << " (" << id << "), "

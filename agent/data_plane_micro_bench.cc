@@ -77,7 +77,7 @@ bool FetchAll(PeerSession& session, uint64_t piece_bytes, int pieces,
     const uint32_t piece = (sent / piece_bytes) % pieces;
     session.FetchPiece(ReleasePieceIndex(piece), piece_bytes, absl::Seconds(60),
                        [&, hash](absl::StatusOr<ReceivedPiece> result) {
-                         if (result.ok() && hash) Sha256(result->data);
+                         if (result.ok() && hash) Sha256(result->data.view());
                          absl::MutexLock lock(&mu);
                          if (!result.ok()) {
                            fprintf(stderr, "fetch failed: %s\n",

@@ -80,7 +80,7 @@ TEST_F(DataPlaneTest, FetchReturnsExactBytesAndProofForSeveralSizes) {
   for (size_t i = 0; i < sizes.size(); ++i) {
     absl::StatusOr<ReceivedPiece> piece = Fetch(*session, i, sizes[i]);
     ASSERT_TRUE(piece.ok()) << sizes[i] << ": " << piece.status();
-    EXPECT_TRUE(piece->data == TestBytes(sizes[i], i)) << sizes[i];
+    EXPECT_TRUE(piece->data.view() == TestBytes(sizes[i], i)) << sizes[i];
     EXPECT_EQ(piece->proof, TestProof(i + 1, i)) << sizes[i];
   }
 }
@@ -102,7 +102,7 @@ TEST_F(DataPlaneTest, FetchWorksOverMutualTls) {
   auto session = tls.Connect(remote, kRelease, TestPeer("client"), listener);
   absl::StatusOr<ReceivedPiece> piece = Fetch(*session, 3, 3 << 20);
   ASSERT_TRUE(piece.ok()) << piece.status();
-  EXPECT_TRUE(piece->data == TestBytes(3 << 20, 3));
+  EXPECT_TRUE(piece->data.view() == TestBytes(3 << 20, 3));
   EXPECT_TRUE(listener.WaitFor("bitfield"));
 }
 
@@ -207,7 +207,7 @@ TEST_F(DataPlaneTest, UploadAsksPacerBeforeEveryChunk) {
   }
   absl::StatusOr<ReceivedPiece> piece = result.Wait();
   ASSERT_TRUE(piece.ok()) << piece.status();
-  EXPECT_TRUE(piece->data == TestBytes(2500, 0));
+  EXPECT_TRUE(piece->data.view() == TestBytes(2500, 0));
   EXPECT_THAT(pacer.requests(), ElementsAre(1000, 1000, 500));
 }
 

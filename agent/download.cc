@@ -79,7 +79,10 @@ ReleaseDownload::ReleaseDownload(DownloadContext context, DownloadOptions option
       Scheduler::Create(options_.scheduler, std::move(lengths), store_->bitfield(), bitgen_);
   CHECK(scheduler.ok()) << scheduler.status();  // config and sizes are ours
   scheduler_ = *std::move(scheduler);
-  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  workers_ = std::make_unique<TaskPool>(options_.workers);
+  verifiers_ = std::make_unique<TaskPool>(
+      options_.verifiers > 0 ? options_.verifiers
+                             : std::max<int>(4, 2 * std::thread::hardware_concurrency()));
   engine_ = std::thread([this] { Loop(); });
 }
 
@@ -90,11 +93,8 @@ ReleaseDownload::~ReleaseDownload() {
   }
   if (engine_.joinable()) engine_.join();
   sessions_.clear();  // no engine thread any more: safe here
-  {
-    absl::MutexLock lock(&work_mu_);
-    work_stop_ = true;
-  }
-  for (std::thread& w : workers_) w.join();
+  if (verifiers_ != nullptr) verifiers_->Stop();
+  if (workers_ != nullptr) workers_->Stop();
   absl::Status s = store_->Commit();
   if (!s.ok()) LOG(WARNING) << release_id() << ": final commit failed: " << s;
 }
@@ -338,15 +338,24 @@ void ReleaseDownload::IssueRequests(absl::Time now) {
   }
 }
 
-// On a transport thread: verify and store, then tell the engine.
+// On a transport thread: hand the piece to a verifier, so that this thread
+// goes back to the network at once.
 void ReleaseDownload::OnPieceReceived(PeerKey key, ReleasePieceIndex piece,
                                       absl::StatusOr<ReceivedPiece> result) {
+  if (result.ok()) context_.metrics->CountReceived(Source::kPeer, result->data.size());
+  verifiers_->Run([this, key, piece, result = std::move(result)]() mutable {
+    VerifyAndStore(key, piece, std::move(result));
+  });
+}
+
+// On a verifier: verify and store, then tell the engine.
+void ReleaseDownload::VerifyAndStore(PeerKey key, ReleasePieceIndex piece,
+                                     absl::StatusOr<ReceivedPiece> result) {
   Event e;
   e.peer = key;
   e.piece = piece;
   if (result.ok()) {
-    context_.metrics->CountReceived(Source::kPeer, result->data.size());
-    absl::Status put = store_->Put(piece, result->data, result->proof);
+    absl::Status put = store_->Put(piece, result->data.view(), result->proof);
     if (put.ok()) {
       e.kind = Event::kPieceVerified;
       e.bytes = result->data.size();

@@ -31,6 +31,7 @@
 #include "agent/rate_limiter.h"
 #include "agent/release_store.h"
 #include "agent/scheduler.h"
+#include "agent/task_pool.h"
 #include "agent/tracker_client.h"
 #include "agent/transport.h"
 #include "common/clock.h"
@@ -64,6 +65,10 @@ struct DownloadOptions {
   absl::Duration tick = absl::Milliseconds(50);
   // Threads for blocking calls (tracker, origin).
   int workers = 3;
+  // Threads that verify and store received pieces (0: one per core, at
+  // least two). More than the cores pays off: a thread waits while its
+  // piece is written.
+  int verifiers = 0;
 };
 
 // Thread-safe.
@@ -136,7 +141,8 @@ class ReleaseDownload {
   void RefreshPeers(absl::Time now);
   void Learn(const std::vector<v1::PeerAddress>& peers);
   void RunOnWorker(std::function<void()> task);
-  void WorkerLoop();
+  void VerifyAndStore(PeerKey key, ReleasePieceIndex piece,
+                      absl::StatusOr<ReceivedPiece> result);
   void FetchFromOrigin(ReleasePieceIndex piece);
   absl::StatusOr<MerkleProof> OriginProof(FileIndex file, PieceIndex index, Digest* hash);
   void OnPieceReceived(PeerKey key, ReleasePieceIndex piece,
@@ -170,11 +176,10 @@ class ReleaseDownload {
   std::deque<Event> events_ ABSL_GUARDED_BY(queue_mu_);
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
 
-  // Worker pool for blocking calls.
-  absl::Mutex work_mu_;
-  std::deque<std::function<void()>> work_ ABSL_GUARDED_BY(work_mu_);
-  bool work_stop_ ABSL_GUARDED_BY(work_mu_) = false;
-  std::vector<std::thread> workers_;
+  // Blocking calls; verification and storage of received pieces. Started
+  // with the engine (a release complete at start has neither).
+  std::unique_ptr<TaskPool> workers_;
+  std::unique_ptr<TaskPool> verifiers_;
 
   // Origin piece layers, per file, fetched on first use (workers).
   absl::Mutex layers_mu_;

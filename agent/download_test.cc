@@ -104,8 +104,8 @@ class FakeTransport final : public Transport {
         done(absl::NotFoundError("not held"));
         return;
       }
-      ReceivedPiece r{t_.release_.pieces[piece.value()], t_.release_.proofs[piece.value()]};
-      if (b_ == Behaviour::kCorrupt) r.data[r.data.size() / 2] ^= 0x04;
+      ReceivedPiece r{PieceBuffer::CopyOf(t_.release_.pieces[piece.value()]), t_.release_.proofs[piece.value()]};
+      if (b_ == Behaviour::kCorrupt) r.data.data()[r.data.size() / 2] ^= 0x04;
       done(std::move(r));
     }
 
@@ -169,7 +169,7 @@ TEST_F(DownloadTest, CompletesFromHonestPeerAndBansOneSendingBadPieces) {
   ReleaseStore& store = download->store();
   ASSERT_TRUE(store.complete());
   for (uint32_t i = 0; i < release_.pieces.size(); ++i) {
-    EXPECT_EQ(store.Read(ReleasePieceIndex(i))->data, release_.pieces[i]) << "piece " << i;
+    EXPECT_EQ(store.Read(ReleasePieceIndex(i))->data.view(), release_.pieces[i]) << "piece " << i;
   }
   v1::ReleaseStatus status = download->Status();
   EXPECT_EQ(status.state(), v1::RELEASE_STATE_SEEDING);

@@ -9,25 +9,7 @@
 namespace shoal::agent {
 
 void ReleaseDownload::RunOnWorker(std::function<void()> task) {
-  absl::MutexLock lock(&work_mu_);
-  work_.push_back(std::move(task));
-}
-
-void ReleaseDownload::WorkerLoop() {
-  while (true) {
-    std::function<void()> task;
-    {
-      absl::MutexLock lock(&work_mu_);
-      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(work_mu_) {
-        return work_stop_ || !work_.empty();
-      };
-      work_mu_.Await(absl::Condition(&ready));
-      if (work_stop_) return;
-      task = std::move(work_.front());
-      work_.pop_front();
-    }
-    task();
-  }
+  if (workers_ != nullptr) workers_->Run(std::move(task));
 }
 
 void ReleaseDownload::RefreshPeers(absl::Time now) {

@@ -43,8 +43,7 @@ void FakePieceSource::AddPiece(const std::string& release_id,
   CHECK(it != releases_.end()) << release_id;
   Release& release = it->second;
   release.bitfield.Set(piece);
-  release.pieces[piece.value()] =
-      ServedPiece{std::move(data), std::move(proof)};
+  release.pieces[piece.value()] = {std::move(data), std::move(proof)};
   for (HaveListener* listener : release.listeners) listener->OnHave(piece);
 }
 
@@ -81,7 +80,8 @@ absl::StatusOr<ServedPiece> FakePieceSource::ReadPiece(
     return absl::NotFoundError(
         absl::StrCat("piece ", piece.value(), " of ", release_id, " not held"));
   }
-  return held->second;
+  return ServedPiece{PieceBuffer::CopyOf(held->second.first),
+                     held->second.second};
 }
 
 absl::StatusOr<Subscription> FakePieceSource::Subscribe(

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -54,7 +55,7 @@ class FakePieceSource final : public PieceSource {
   struct Release {
     explicit Release(uint32_t num_pieces) : bitfield(num_pieces) {}
     Bitfield bitfield;
-    absl::flat_hash_map<uint32_t, ServedPiece> pieces;
+    absl::flat_hash_map<uint32_t, std::pair<std::string, MerkleProof>> pieces;
     std::vector<v1::PeerAddress> members;
     absl::flat_hash_set<HaveListener*> listeners;
   };

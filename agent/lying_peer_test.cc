@@ -176,7 +176,7 @@ TEST_F(LyingPeerTest, AcceptsCanonicallyEncodedChunks) {
   peer_.chunks = {Chunk(0, 1000, 1500, 3), Chunk(1000, 500)};
   absl::StatusOr<ReceivedPiece> piece = Fetch(1500);
   ASSERT_TRUE(piece.ok()) << piece.status();
-  EXPECT_TRUE(piece->data == TestBytes(1000, 0) + TestBytes(500, 0));
+  EXPECT_TRUE(piece->data.view() == TestBytes(1000, 0) + TestBytes(500, 0));
   EXPECT_EQ(piece->proof.size(), 3);
 }
 

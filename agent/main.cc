@@ -32,6 +32,9 @@ ABSL_FLAG(int, max_uploads, 32, "pieces served at once");
 ABSL_FLAG(uint64_t, upload_limit, 0, "bytes per second served to peers (0: no limit)");
 ABSL_FLAG(uint64_t, download_limit, 0, "bytes per second fetched from peers (0: no limit)");
 ABSL_FLAG(bool, durable, true, "fdatasync pieces before recording them (survives power loss)");
+ABSL_FLAG(bool, direct_io, true,
+          "write and read whole pieces with O_DIRECT, past the page cache (off for disks much "
+          "slower than the network)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate of this agent");
 ABSL_FLAG(std::string, tls_key, "", "PEM key of --tls_cert");
 ABSL_FLAG(std::string, tls_ca, "", "PEM fleet CA");
@@ -63,6 +66,7 @@ int main(int argc, char** argv) {
   config.download.max_peers = absl::GetFlag(FLAGS_max_peers);
   config.peer_service.max_uploads = absl::GetFlag(FLAGS_max_uploads);
   config.durable = absl::GetFlag(FLAGS_durable);
+  config.direct_io = absl::GetFlag(FLAGS_direct_io);
   config.upload_limit = absl::GetFlag(FLAGS_upload_limit);
   config.download_limit = absl::GetFlag(FLAGS_download_limit);
   if (config.upload_limit > (uint64_t{1} << 40) || config.download_limit > (uint64_t{1} << 40)) {

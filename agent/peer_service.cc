@@ -64,14 +64,14 @@ void AppendVarint(uint64_t value, std::string& out) {
 
 // Releases the slice holder's reference to the piece.
 void UnrefPiece(void* holder) {
-  delete static_cast<std::shared_ptr<const std::string>*>(holder);
+  delete static_cast<std::shared_ptr<const PieceBuffer>*>(holder);
 }
 
 // One PieceChunk in wire form: a small header (offset, and in the first chunk
 // the length and proof) followed by the data field, whose bytes are a slice
 // of `piece` itself rather than a copy. Field order does not matter to a
 // protobuf parser; offset comes before data, as the client expects.
-grpc::ByteBuffer EncodeChunk(const std::shared_ptr<const std::string>& piece,
+grpc::ByteBuffer EncodeChunk(const std::shared_ptr<const PieceBuffer>& piece,
                              uint64_t offset, size_t length,
                              const MerkleProof* proof) {
   v1::PieceChunk header;
@@ -91,7 +91,7 @@ grpc::ByteBuffer EncodeChunk(const std::shared_ptr<const std::string>& piece,
   grpc::Slice slices[2] = {
       grpc::Slice(head),
       grpc::Slice(const_cast<char*>(piece->data()) + offset, length,
-                  &UnrefPiece, new std::shared_ptr<const std::string>(piece))};
+                  &UnrefPiece, new std::shared_ptr<const PieceBuffer>(piece))};
   return grpc::ByteBuffer(slices, length == 0 ? 1 : 2);
 }
 
@@ -279,7 +279,7 @@ class UploadReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   UploadReactor(ServedPiece piece, size_t chunk_bytes, UploadPacer* pacer,
                 absl::AnyInvocable<void() &&> release_slot)
-      : data_(std::make_shared<const std::string>(std::move(piece.data))),
+      : data_(std::make_shared<const PieceBuffer>(std::move(piece.data))),
         proof_(std::move(piece.proof)),
         chunk_bytes_(chunk_bytes),
         pacer_(pacer),
@@ -330,7 +330,7 @@ class UploadReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   }
 
   // Shared with the slices handed to gRPC, which may outlive this reactor.
-  const std::shared_ptr<const std::string> data_;
+  const std::shared_ptr<const PieceBuffer> data_;
   const MerkleProof proof_;
   const size_t chunk_bytes_;
   UploadPacer* const pacer_;

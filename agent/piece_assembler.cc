@@ -72,7 +72,7 @@ absl::Status PieceAssembler::ReadData(
     return absl::DataLossError(absl::StrCat(
         "remote sent more than the ", expected_length_, " bytes of the piece"));
   }
-  if (piece_.data.empty()) piece_.data.resize(expected_length_);
+  if (piece_.data.empty()) piece_.data = PieceBuffer(expected_length_);
   if (!in.ReadRaw(piece_.data.data() + received_, length)) {
     return Malformed("truncated data");
   }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/piece_buffer.h"
 #include "common/bitfield.h"
 #include "common/merkle.h"
 #include "shoal/v1/peer.pb.h"
@@ -17,7 +18,7 @@ namespace shoal::agent {
 
 // A verified piece read back from storage, and its proof.
 struct ServedPiece {
-  std::string data;
+  PieceBuffer data;
   MerkleProof proof;
 };
 

@@ -186,6 +186,9 @@ ReleaseStore::ReleaseStore(Parts parts)
       proofs_(std::move(parts.proofs)),
       data_files_(files_, std::max<uint32_t>(options_.max_open_files, 1),
                   O_RDWR),
+      direct_files_(files_, std::max<uint32_t>(options_.max_open_files, 1),
+                    O_RDWR | O_DIRECT),
+      direct_io_(options_.direct_io),
       journal_(std::move(parts.journal)),
       held_(std::move(parts.recorded)),
       held_count_(held_.Count()),
@@ -367,9 +370,19 @@ absl::Status ReleaseStore::WritePiece(ReleasePieceIndex piece,
                                       absl::string_view data,
                                       const MerkleProof& proof) {
   const FileGeometry& g = pieces_.geometry(where.file);
-  ASSIGN_OR_RETURN(std::shared_ptr<const OpenFile> file, DataFile(where.file));
-  RETURN_IF_ERROR(files_.Pwrite(file->fd(), data, g.piece_offset(where.piece),
-                                file->path()));
+  const uint64_t offset = g.piece_offset(where.piece);
+  bool written = false;
+  if (IsDirectIoAligned(data.data(), data.size())) {
+    ASSIGN_OR_RETURN(written, DirectIo(where.file, [&](const OpenFile& file) {
+                       return files_.Pwrite(file.fd(), data, offset,
+                                            file.path());
+                     }));
+  }
+  if (!written) {
+    ASSIGN_OR_RETURN(std::shared_ptr<const OpenFile> file,
+                     DataFile(where.file));
+    RETURN_IF_ERROR(files_.Pwrite(file->fd(), data, offset, file->path()));
+  }
   if (proof.empty()) return absl::OkStatus();
   std::string slot;
   slot.reserve(proof.size() * kDigestSize);
@@ -399,11 +412,15 @@ absl::StatusOr<ServedPiece> ReleaseStore::Read(ReleasePieceIndex piece) const {
   }
   const FilePiece where = pieces_.Locate(piece);
   const FileGeometry& g = pieces_.geometry(where.file);
-  ASSIGN_OR_RETURN(std::shared_ptr<const OpenFile> file, DataFile(where.file));
+  const uint64_t offset = g.piece_offset(where.piece);
+  // Through the page cache, unlike writes: a seed serves the same pieces
+  // to many peers, and the kernel's read-ahead and cache serve those
+  // repeats (reading with O_DIRECT took a seed from 0.85 to 0.5 GB/s of upload here).
   ServedPiece out;
-  out.data.resize(g.piece_length(where.piece));
+  out.data = PieceBuffer(g.piece_length(where.piece));
+  ASSIGN_OR_RETURN(std::shared_ptr<const OpenFile> file, DataFile(where.file));
   RETURN_IF_ERROR(files_.Pread(file->fd(), out.data.data(), out.data.size(),
-                               g.piece_offset(where.piece), file->path()));
+                               offset, file->path()));
   const uint32_t proof_length = g.proof_length();
   if (proof_length == 0) return out;
   std::string slot(proof_length * kDigestSize, '\0');
@@ -489,6 +506,29 @@ std::string ReleaseStore::data_dir() const { return DataDir(dir_); }
 absl::StatusOr<std::shared_ptr<const OpenFile>> ReleaseStore::DataFile(
     FileIndex file) const {
   return data_files_.Get(file.value(), data_paths_[file.value()]);
+}
+
+absl::StatusOr<bool> ReleaseStore::DirectIo(
+    FileIndex file,
+    absl::FunctionRef<absl::Status(const OpenFile&)> io) const {
+  if (!direct_io_.load(std::memory_order_relaxed)) return false;
+  absl::StatusOr<std::shared_ptr<const OpenFile>> direct =
+      direct_files_.Get(file.value(), data_paths_[file.value()]);
+  absl::Status status = direct.ok() ? io(**direct) : direct.status();
+  if (status.ok()) return true;
+  // A full disk or a missing file is the same through the page cache; any
+  // other refusal (EINVAL from a filesystem or device that does not take
+  // O_DIRECT, or this alignment) means: through the page cache from now on.
+  // A real I/O error shows again there.
+  if (absl::IsResourceExhausted(status) || absl::IsNotFound(status) ||
+      absl::IsDataLoss(status)) {
+    return status;
+  }
+  if (direct_io_.exchange(false)) {
+    LOG(WARNING) << dir_ << ": direct I/O refused (" << status
+                 << "); using the page cache";
+  }
+  return false;
 }
 
 }  // namespace shoal::agent

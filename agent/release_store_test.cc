@@ -19,8 +19,12 @@
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/file_ops.h"
+#include "agent/piece_buffer.h"
 #include "common/ed25519.h"
 #include "common/file_util.h"
 #include "common/manifest.h"
@@ -109,7 +113,7 @@ class TestRelease {
     const FilePiece where = pieces_->Locate(P(piece));
     const Digest root = trees_[where.file.value()]->root();
     return VerifyPiece(pieces_->geometry(where.file), root, where.piece,
-                       served.data, served.proof);
+                       served.data.view(), served.proof);
   }
 
  private:
@@ -232,7 +236,7 @@ TEST_F(ReleaseStoreTest, EveryPieceReadsBackWithItsProof) {
   for (uint32_t i = 0; i < release_.total(); ++i) {
     absl::StatusOr<ServedPiece> served = store->Read(P(i));
     ASSERT_TRUE(served.ok()) << served.status();
-    EXPECT_EQ(served->data, release_.Data(i)) << i;
+    EXPECT_EQ(served->data.view(), release_.Data(i)) << i;
     EXPECT_EQ(served->proof, release_.Proof(i)) << i;
   }
   EXPECT_TRUE(store->complete());
@@ -347,8 +351,8 @@ TEST_F(ReleaseStoreTest, ReopenTrustsRecordedPiecesWithoutHashingThem) {
   EXPECT_TRUE((*reopened)->Has(P(4)));
   EXPECT_EQ((*reopened)->verified_count(), 2u);
   EXPECT_EQ((*reopened)->verified_bytes(), 2 * kPiece);
-  EXPECT_EQ((*reopened)->Read(P(0))->data, junk);
-  EXPECT_EQ((*reopened)->Read(P(4))->data, release_.Data(4));
+  EXPECT_EQ((*reopened)->Read(P(0))->data.view(), junk);
+  EXPECT_EQ((*reopened)->Read(P(4))->data.view(), release_.Data(4));
 }
 
 TEST_F(ReleaseStoreTest, WrittenButUnrecordedPieceIsMissingAfterReopen) {
@@ -446,7 +450,7 @@ TEST_F(ReleaseStoreTest, ManyFilesWorkThroughFewOpenDescriptors) {
   }
   ASSERT_TRUE(store->Commit().ok());
   for (uint32_t i = 0; i < many.total(); ++i) {
-    EXPECT_EQ(store->Read(P(i))->data, many.Data(i)) << i;
+    EXPECT_EQ(store->Read(P(i))->data.view(), many.Data(i)) << i;
   }
   // Three data files, the proof slots and the journal.
   EXPECT_LE(OpenDescriptors() - before, 5);
@@ -474,7 +478,7 @@ TEST_F(ReleaseStoreTest, IoErrorIsStickyUntilClearedAndReadsKeepWorking) {
   files_.write_errno = 0;
   EXPECT_EQ(Put(*store, 2).code(), absl::StatusCode::kInternal);
   EXPECT_EQ(store->error().code(), absl::StatusCode::kInternal);
-  EXPECT_EQ(store->Read(P(0))->data, release_.Data(0));
+  EXPECT_EQ(store->Read(P(0))->data.view(), release_.Data(0));
   store->ClearError();
   EXPECT_TRUE(Put(*store, 1).ok());
   EXPECT_TRUE(store->error().ok());
@@ -518,7 +522,7 @@ void ExpectFullDiskIsStickyUntilCleared(
   ASSERT_GT(failed, 0u);
   ASSERT_LT(failed, r.total()) << "the disk never filled up";
   EXPECT_FALSE(store.Has(P(failed)));
-  EXPECT_EQ(store.Read(P(0))->data, r.Data(0));
+  EXPECT_EQ(store.Read(P(0))->data.view(), r.Data(0));
   make_room();
   EXPECT_EQ(store.Put(P(failed), r.Data(failed), r.Proof(failed)).code(),
             absl::StatusCode::kResourceExhausted);
@@ -609,13 +613,150 @@ TEST_F(ReleaseStoreTest, KillNineLeavesOnlyVerifiedPiecesRecorded) {
       if (!(*store)->Has(P(i))) continue;
       absl::StatusOr<ServedPiece> served = (*store)->Read(P(i));
       ASSERT_TRUE(served.ok()) << served.status();
-      EXPECT_EQ(served->data, r.Data(i)) << "round " << round << " piece " << i;
+      EXPECT_EQ(served->data.view(), r.Data(i)) << "round " << round << " piece " << i;
       EXPECT_TRUE(r.Check(i, *served).ok())
           << "round " << round << " piece " << i;
     }
   }
   RecordProperty("rounds_killed_mid_download", partial);
   EXPECT_GT(partial, 0) << "no round was killed mid-download";
+}
+
+// The real filesystem, noting which writes went to descriptors opened with
+// O_DIRECT, and able to refuse O_DIRECT as tmpfs does.
+class DirectIoFileOps final : public RealFileOps {
+ public:
+  bool refuse_direct = false;
+  std::atomic<int> direct_opens{0};
+  std::atomic<int> direct_writes{0};
+  std::atomic<int> cached_writes{0};
+
+  absl::StatusOr<int> Open(const std::string& path, int flags,
+                           mode_t mode) override {
+    if (flags & O_DIRECT) {
+      ++direct_opens;
+      if (refuse_direct) return ErrnoToStatus(EINVAL, "cannot open", path);
+    }
+    absl::StatusOr<int> fd = RealFileOps::Open(path, flags, mode);
+    if (fd.ok() && (flags & O_DIRECT)) {
+      absl::MutexLock lock(&mu_);
+      direct_fds_.insert(*fd);
+    }
+    return fd;
+  }
+  void Close(int fd) override {
+    {
+      absl::MutexLock lock(&mu_);
+      direct_fds_.erase(fd);
+    }
+    RealFileOps::Close(fd);
+  }
+  absl::Status Pwrite(int fd, absl::string_view data, uint64_t offset,
+                      absl::string_view path) override {
+    bool direct;
+    {
+      absl::MutexLock lock(&mu_);
+      direct = direct_fds_.contains(fd);
+    }
+    // Piece data only; not the proofs or the journal.
+    if (absl::StrContains(path, "/data/")) {
+      ++(direct ? direct_writes : cached_writes);
+    }
+    return RealFileOps::Pwrite(fd, data, offset, path);
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_set<int> direct_fds_ ABSL_GUARDED_BY(mu_);
+};
+
+// Puts every piece of `r` from page-aligned buffers, as the transport
+// delivers them.
+void PutAllAligned(ReleaseStore& store, const TestRelease& r) {
+  for (uint32_t i = 0; i < r.total(); ++i) {
+    const PieceBuffer data = PieceBuffer::CopyOf(r.Data(i));
+    ASSERT_TRUE(store.Put(P(i), data.view(), r.Proof(i)).ok()) << i;
+  }
+}
+
+TEST(ReleaseStoreDirectIoTest, WholeAlignedPiecesBypassThePageCache) {
+  // Three whole pieces and a short last one.
+  TestRelease r({{"big", 3 * kPiece + 100}}, 11);
+  DirectIoFileOps files;
+  const std::string dir = MakeTestDir("direct_io") + "/release";
+  auto store = ReleaseStore::Create(files, dir, r.manifest(), {});
+  ASSERT_TRUE(store.ok()) << store.status();
+  PutAllAligned(**store, r);
+  EXPECT_EQ(files.direct_writes.load(), 3);
+  EXPECT_EQ(files.cached_writes.load(), 1);  // the short last piece
+  ASSERT_TRUE((*store)->Commit().ok());
+  for (uint32_t i = 0; i < r.total(); ++i) {
+    EXPECT_EQ((*store)->Read(P(i))->data.view(), r.Data(i)) << i;
+  }
+  store->reset();
+  auto reopened = ReleaseStore::Open(files, dir, r.manifest(), {});
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_TRUE((*reopened)->complete());
+  EXPECT_EQ(ReadFile((*reopened)->data_dir() + "/big", 1 << 20).value(),
+            r.content(0));
+}
+
+TEST(ReleaseStoreDirectIoTest, UnalignedBuffersAndDirectIoOffUseThePageCache) {
+  TestRelease r({{"big", 4 * kPiece}}, 12);
+  DirectIoFileOps files;
+  ReleaseStoreOptions off;
+  off.direct_io = false;
+  auto store = ReleaseStore::Create(
+      files, MakeTestDir("direct_io_off") + "/release", r.manifest(), off);
+  ASSERT_TRUE(store.ok()) << store.status();
+  PutAllAligned(**store, r);
+  EXPECT_EQ(files.direct_opens.load(), 0);
+  EXPECT_EQ(files.cached_writes.load(), 4);
+
+  DirectIoFileOps files2;
+  auto store2 = ReleaseStore::Create(
+      files2, MakeTestDir("direct_io_unaligned") + "/release", r.manifest(),
+      {});
+  ASSERT_TRUE(store2.ok()) << store2.status();
+  for (uint32_t i = 0; i < r.total(); ++i) {
+    // One byte past a page boundary.
+    PieceBuffer padded(r.Data(i).size() + 1);
+    memcpy(padded.data() + 1, r.Data(i).data(), r.Data(i).size());
+    absl::string_view data(padded.data() + 1, r.Data(i).size());
+    ASSERT_TRUE((*store2)->Put(P(i), data, r.Proof(i)).ok()) << i;
+  }
+  EXPECT_EQ(files2.direct_writes.load(), 0);
+  EXPECT_TRUE((*store2)->complete());
+}
+
+TEST(ReleaseStoreDirectIoTest, RefusedDirectIoFallsBackOnceForGood) {
+  TestRelease r({{"big", 4 * kPiece}}, 13);
+  DirectIoFileOps files;
+  files.refuse_direct = true;
+  const std::string dir = MakeTestDir("direct_io_refused") + "/release";
+  auto store = ReleaseStore::Create(files, dir, r.manifest(), {});
+  ASSERT_TRUE(store.ok()) << store.status();
+  PutAllAligned(**store, r);
+  EXPECT_EQ(files.direct_opens.load(), 1);  // tried once, then never again
+  EXPECT_EQ(files.cached_writes.load(), 4);
+  EXPECT_TRUE((*store)->complete());
+  EXPECT_TRUE((*store)->error().ok());
+  EXPECT_EQ(ReadFile((*store)->data_dir() + "/big", 1 << 20).value(),
+            r.content(0));
+}
+
+TEST(ReleaseStoreDirectIoTest, FullDiskOnTheDirectPathIsResourceExhausted) {
+  TestRelease r({{"big", 4 * kPiece}}, 14);
+  FaultyFileOps files;
+  auto store = ReleaseStore::Create(
+      files, MakeTestDir("direct_io_full") + "/release", r.manifest(), {});
+  ASSERT_TRUE(store.ok()) << store.status();
+  files.space = 0;
+  const PieceBuffer data = PieceBuffer::CopyOf(r.Data(0));
+  EXPECT_EQ((*store)->Put(P(0), data.view(), r.Proof(0)).code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE((*store)->Has(P(0)));
+  EXPECT_EQ((*store)->error().code(), absl::StatusCode::kResourceExhausted);
 }
 
 }  // namespace

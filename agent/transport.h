@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/piece_buffer.h"
 #include "common/bitfield.h"
 #include "common/merkle.h"
 #include "shoal/v1/peer.pb.h"
@@ -25,7 +26,7 @@ namespace shoal::agent {
 
 // A piece as it came off the wire: unverified bytes and the sender's proof.
 struct ReceivedPiece {
-  std::string data;
+  PieceBuffer data;
   MerkleProof proof;
 };
 

@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 size_mib=${1:-1024}
 runs=${BENCH_RUNS:-3}
 bazel build -c opt //publisher:shoal-publish //tracker:shoal-tracker //agent:shoal-agent //agent:shoalctl >&2
+opt_bin=$(bazel info -c opt bazel-bin 2>/dev/null)
 bin=$(mktemp -d -t shoal-dp-bin.XXXXXX)
 work=$(mktemp -d -t shoal-dp.XXXXXX)
 pids=()
@@ -24,7 +25,7 @@ cleanup() {
   rm -rf "$work" "$bin"
 }
 trap cleanup EXIT
-for b in publisher/shoal-publish tracker/shoal-tracker agent/shoal-agent agent/shoalctl; do cp "bazel-bin/$b" "$bin/"; done
+for b in publisher/shoal-publish tracker/shoal-tracker agent/shoal-agent agent/shoalctl; do cp "$opt_bin/$b" "$bin/"; done
 source tests/testlib.sh
 cd "$work"
 make_fleet_ca

@@ -16,7 +16,7 @@ bazel build -c opt //publisher:shoal-publish >&2
 work=$(mktemp -d -t shoal-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 bin="$work/shoal-publish"
-cp bazel-bin/publisher/shoal-publish "$bin"
+cp "$(bazel info -c opt bazel-bin 2>/dev/null)/publisher/shoal-publish" "$bin"
 "$bin" keygen --out="$work/key" >/dev/null
 head -c $(( size_mib * 1048576 )) /dev/urandom > "$work/release.bin"
 cat "$work/release.bin" > /dev/null   # into the page cache for both

@@ -22,7 +22,7 @@ mkdir -p "$dir"
 echo "== building shoal-publish" >&2
 bazel build -c opt //publisher:shoal-publish >&2
 bin="$dir/shoal-publish"
-cp -f bazel-bin/publisher/shoal-publish "$bin"
+cp -f "$(bazel info -c opt bazel-bin 2>/dev/null)/publisher/shoal-publish" "$bin"
 
 echo "== generating a ${size_mb} MiB sample release in $dir/input" >&2
 rm -rf "$dir/input"
