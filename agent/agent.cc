@@ -67,6 +67,16 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentConfig& config,
   a->self_.set_rack(config.rack);
   RETURN_IF_ERROR(a->StartServers());
   RETURN_IF_ERROR(a->RecoverReleases());
+  if (!config.follow.empty()) {
+    if (a->tracker_ == nullptr) {
+      return absl::InvalidArgumentError("--follow needs --tracker: channels live on the tracker");
+    }
+    absl::MutexLock lock(&a->followers_mu_);
+    for (const ChannelSpec& spec : config.follow) {
+      a->followers_.push_back(std::make_unique<ChannelFollower>(
+          spec, peer_id, *a->tracker_, *a, config.seed_time));
+    }
+  }
   a->announcer_ = std::thread([raw = a.get()] { raw->AnnounceLoop(); });
   LOG(INFO) << "agent " << peer_id << " (" << config.datacenter << "/" << config.rack
             << ") serving peers on " << a->self_.address() << ", control on "
@@ -126,6 +136,12 @@ Agent::~Agent() {
   }
   if (announcer_.joinable()) announcer_.join();
   if (control_server_ != nullptr) control_server_->Shutdown();
+  std::vector<std::unique_ptr<ChannelFollower>> followers;
+  {
+    absl::MutexLock lock(&followers_mu_);
+    followers.swap(followers_);
+  }
+  followers.clear();  // joins their threads; they may call into the agent meanwhile
   if (uploads_ != nullptr) uploads_->Shutdown();  // queued chunks go at once
   if (peer_service_ != nullptr) peer_service_->Shutdown();
   if (peer_server_ != nullptr) peer_server_->Shutdown();
@@ -171,15 +187,18 @@ absl::Status Agent::StartRelease(const Manifest& manifest, std::unique_ptr<Relea
   context.download_pacer = downloads_.get();
   context.self = self_;
   std::string id = manifest.release_id();
-  auto release = std::make_shared<Release>();
   {
     absl::MutexLock lock(&mu_);
     if (releases_.contains(id)) return absl::OkStatus();
-    releases_[id] = release;
   }
+  // Complete before it is visible: other threads use `download` at once.
+  auto release = std::make_shared<Release>();
   release->download = std::make_unique<ReleaseDownload>(
       context, config_.download, std::move(store), std::move(origin),
       [this, id](ReleasePieceIndex piece) { Notify(id, piece); });
+  LoadLocal(*release);
+  absl::MutexLock lock(&mu_);
+  releases_.try_emplace(id, std::move(release));  // a racing twin stays
   return absl::OkStatus();
 }
 
@@ -235,6 +254,7 @@ absl::StatusOr<ServedPiece> Agent::ReadPiece(const std::string& release_id,
   std::shared_ptr<Release> r = Find(release_id);
   if (r == nullptr) return absl::NotFoundError(absl::StrCat("no release ", release_id));
   ASSIGN_OR_RETURN(ServedPiece served, r->download->store().Read(piece));
+  r->last_used_ms.store(absl::ToUnixMillis(clock_.Now()), std::memory_order_relaxed);
   r->download->CountSent(served.data.size());
   metrics_->CountSent(served.data.size());
   return served;

@@ -12,6 +12,7 @@
 //                                      origin_urls (one per line)
 //   <data_dir>/agent.sock              the control socket (default)
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -23,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "agent/channel_follower.h"
 #include "agent/download.h"
 #include "agent/grpc_transport.h"
 #include "agent/metrics.h"
@@ -57,10 +59,15 @@ struct AgentConfig {
   bool direct_io = true;               // see ReleaseStoreOptions::direct_io
   uint64_t upload_limit = 0;           // bytes/s served to peers; 0: none
   uint64_t download_limit = 0;         // bytes/s fetched from peers; 0: none
+  uint64_t disk_quota = 0;             // bytes of the store; 0: no limit
+  std::vector<ChannelSpec> follow;     // --follow
+  absl::Duration seed_time = absl::Hours(24);  // after a channel moved on
+  std::string post_install;            // shell command run after installs
+  absl::Duration post_install_timeout = absl::Minutes(10);
 };
 
 // Thread-safe.
-class Agent final : public PieceSource {
+class Agent final : public PieceSource, public ChannelHost {
  public:
   static absl::StatusOr<std::unique_ptr<Agent>> Start(const AgentConfig& config,
                                                       const Clock& clock);
@@ -70,7 +77,10 @@ class Agent final : public PieceSource {
   // returns the release id. Errors a person can act on: NOT_FOUND (unknown
   // release), UNAUTHENTICATED / FAILED_PRECONDITION (manifest not trusted,
   // expired, replayed), UNAVAILABLE (tracker and origin unreachable).
-  absl::StatusOr<std::string> Fetch(const std::string& release);
+  // With `required_name`, a release of another name is refused
+  // (FAILED_PRECONDITION) before anything is stored.
+  absl::StatusOr<std::string> Fetch(const std::string& release,
+                                    const std::string& required_name = "");
   absl::StatusOr<v1::ReleaseStatus> ReleaseStatusOf(const std::string& release_id);
   // Waits at most `timeout` for the release to complete; then its status.
   absl::StatusOr<v1::ReleaseStatus> AwaitRelease(const std::string& release_id,
@@ -78,6 +88,12 @@ class Agent final : public PieceSource {
   v1::StatusResponse Status();
   // Stops and deletes a release. NOT_FOUND if the agent does not hold it.
   absl::StatusOr<std::string> Remove(const std::string& release);
+  // Pins or unpins a held release ("name@version" or id); its new status.
+  absl::StatusOr<v1::ReleaseStatus> Pin(const std::string& release, bool pinned);
+  // Installs a complete held release into `dest` (agent/install.h) and
+  // records it; runs --post_install. FAILED_PRECONDITION unless complete.
+  absl::StatusOr<v1::Installation> InstallRelease(const std::string& release_id,
+                                                  const std::string& dest);
 
   const std::string& peer_id() const { return self_.peer_id(); }
   const std::string& peer_address() const { return self_.address(); }
@@ -95,12 +111,25 @@ class Agent final : public PieceSource {
                                              const v1::PeerAddress& asker,
                                              size_t limit) override;
 
+  // ChannelHost.
+  absl::StatusOr<std::string> FetchForChannel(const std::string& release_id,
+                                              const std::string& channel_name) override;
+  absl::StatusOr<bool> AwaitComplete(const std::string& release_id,
+                                     absl::Duration timeout) override;
+  absl::Status InstallForChannel(const std::string& release_id, const std::string& dir) override;
+  void Retire(const std::string& release_id) override;
+
  private:
   // One release and the peers subscribed to its new pieces.
   struct Release {
     std::unique_ptr<ReleaseDownload> download;
     absl::Mutex hub_mu;
     absl::flat_hash_set<HaveListener*> listeners ABSL_GUARDED_BY(hub_mu);
+    // Pins, installs and last use (<release dir>/local); `last_used_ms`
+    // also moves without the lock, when pieces are served.
+    absl::Mutex local_mu;
+    v1::StoredReleaseState local ABSL_GUARDED_BY(local_mu);
+    std::atomic<int64_t> last_used_ms{0};
   };
   class HaveHandle;
 
@@ -114,6 +143,19 @@ class Agent final : public PieceSource {
   absl::Status StartRelease(const Manifest& manifest, std::unique_ptr<ReleaseStore> store,
                             std::vector<std::string> origin_urls);
   std::shared_ptr<Release> Find(const std::string& release_id);
+  // The id of a held release given as "name@version" or id; NOT_FOUND.
+  absl::StatusOr<std::string> HeldReleaseId(const std::string& release);
+  // Loads / saves Release::local.
+  void LoadLocal(Release& r);
+  absl::Status SaveLocal(Release& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r.local_mu);
+  void TouchLocal(Release& r);
+  // The download's status plus pins, installs and last use.
+  v1::ReleaseStatus FullStatus(Release& r);
+  // Under --disk_quota: evicts least recently used releases that may go
+  // until `manifest` fits, or says why it cannot (RESOURCE_EXHAUSTED).
+  absl::Status MakeRoom(const Manifest& manifest);
+  // Why a held release may not be evicted; empty if it may.
+  std::string EvictionBlocker(Release& r, const v1::ReleaseStatus& status);
   void AnnounceLoop();
   v1::AnnounceRequest BuildAnnounce();
   void Notify(const std::string& release_id, ReleasePieceIndex piece);
@@ -141,9 +183,15 @@ class Agent final : public PieceSource {
   std::string control_address_;
   std::string metrics_address_;
 
+  // Serializes admissions under --disk_quota (MakeRoom through Create).
+  absl::Mutex quota_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Mutex mu_;
   // shared_ptr: a Release is read by RPC threads while Remove may drop it.
   absl::flat_hash_map<std::string, std::shared_ptr<Release>> releases_ ABSL_GUARDED_BY(mu_);
+
+  // Followed channels; set at start, emptied when stopping.
+  mutable absl::Mutex followers_mu_ ABSL_ACQUIRED_AFTER(quota_mu_);
+  std::vector<std::unique_ptr<ChannelFollower>> followers_ ABSL_GUARDED_BY(followers_mu_);
 
   // Wakes the announce loop early: a release was added or completed.
   void RequestAnnounce();

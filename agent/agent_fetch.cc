@@ -68,8 +68,14 @@ absl::StatusOr<std::string> Agent::ResolveRelease(const std::string& release,
   return id;
 }
 
-absl::StatusOr<std::string> Agent::Fetch(const std::string& release) {
-  if (IsReleaseId(release) && Find(release) != nullptr) return release;
+absl::StatusOr<std::string> Agent::Fetch(const std::string& release,
+                                          const std::string& required_name) {
+  if (IsReleaseId(release)) {
+    if (std::shared_ptr<Release> r = Find(release); r != nullptr) {
+      TouchLocal(*r);
+      return release;
+    }
+  }
   std::string bytes;
   std::vector<std::string> urls;
   ASSIGN_OR_RETURN(std::string id, ResolveRelease(release, &bytes, &urls));
@@ -82,7 +88,16 @@ absl::StatusOr<std::string> Agent::Fetch(const std::string& release) {
     return absl::DataLossError(absl::StrCat("asked for ", release, " but got a manifest of ",
                                             manifest.display_name()));
   }
-  if (Find(id) != nullptr) return id;
+  if (!required_name.empty() && manifest.body().name() != required_name) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        manifest.display_name(), " is not a release of ", required_name));
+  }
+  if (std::shared_ptr<Release> r = Find(id); r != nullptr) {
+    TouchLocal(*r);
+    return id;
+  }
+  absl::MutexLock quota_lock(&quota_mu_);
+  RETURN_IF_ERROR(MakeRoom(manifest));
   RETURN_IF_ERROR(trusted_->CheckAndRecord(manifest));
   std::string dir = absl::StrCat(config_.data_dir, "/releases/", id);
   ASSIGN_OR_RETURN(std::unique_ptr<ReleaseStore> store,
@@ -104,7 +119,7 @@ void Agent::RequestAnnounce() {
 absl::StatusOr<v1::ReleaseStatus> Agent::ReleaseStatusOf(const std::string& release_id) {
   std::shared_ptr<Release> r = Find(release_id);
   if (r == nullptr) return absl::NotFoundError(absl::StrCat("no release ", release_id));
-  return r->download->Status();
+  return FullStatus(*r);
 }
 
 absl::StatusOr<v1::ReleaseStatus> Agent::AwaitRelease(const std::string& release_id,
@@ -112,7 +127,7 @@ absl::StatusOr<v1::ReleaseStatus> Agent::AwaitRelease(const std::string& release
   std::shared_ptr<Release> r = Find(release_id);
   if (r == nullptr) return absl::NotFoundError(absl::StrCat("no release ", release_id));
   r->download->WaitForCompletion(timeout);
-  return r->download->Status();
+  return FullStatus(*r);
 }
 
 v1::StatusResponse Agent::Status() {
@@ -123,12 +138,15 @@ v1::StatusResponse Agent::Status() {
     for (const auto& [id, r] : releases_) all.push_back(r);
   }
   uint64_t disk = 0;
+  uint64_t connected = 0, banned = 0;
   absl::flat_hash_map<std::string, int> by_state = {
       {"downloading", 0}, {"seeding", 0}, {"failed", 0}};
   for (const auto& r : all) {
     v1::ReleaseStatus* s = response.add_releases();
-    *s = r->download->Status();
+    *s = FullStatus(*r);
     disk += r->download->store().disk_bytes();
+    connected += s->peers_connected();
+    banned += s->peers_banned();
     by_state[s->state() == v1::RELEASE_STATE_SEEDING  ? "seeding"
              : s->state() == v1::RELEASE_STATE_FAILED ? "failed"
                                                       : "downloading"]++;
@@ -136,23 +154,21 @@ v1::StatusResponse Agent::Status() {
                           s->total_size() == 0 ? 1.0 : double(s->bytes_verified()) / s->total_size());
   }
   for (const auto& [state, count] : by_state) metrics_->SetReleases(state, count);
+  metrics_->SetPeers("connected", connected);
+  metrics_->SetPeers("banned", banned);
   response.set_peer_id(self_.peer_id());
   response.set_datacenter(self_.datacenter());
   response.set_rack(self_.rack());
   response.set_advertise(self_.address());
   response.set_disk_bytes(disk);
+  response.set_disk_quota(config_.disk_quota);
+  metrics_->SetDiskQuota(config_.disk_quota);
   metrics_->SetDiskUsed(disk);
   return response;
 }
 
 absl::StatusOr<std::string> Agent::Remove(const std::string& release) {
-  std::string id = release;
-  if (!IsReleaseId(release)) {
-    absl::MutexLock lock(&mu_);
-    for (const auto& [rid, r] : releases_) {
-      if (r->download->store().manifest().display_name() == release) id = rid;
-    }
-  }
+  ASSIGN_OR_RETURN(std::string id, HeldReleaseId(release));
   std::shared_ptr<Release> r;
   {
     absl::MutexLock lock(&mu_);

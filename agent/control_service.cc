@@ -16,6 +16,15 @@ grpc::Status ControlService::Fetch(grpc::ServerContext* context,
   absl::StatusOr<v1::ReleaseStatus> status = agent_.ReleaseStatusOf(*id);
   while (!context->IsCancelled()) {
     if (!status.ok()) return ToGrpcStatus(status.status());
+    if (status->state() == v1::RELEASE_STATE_SEEDING && !request->dest().empty()) {
+      absl::StatusOr<v1::Installation> installed = agent_.InstallRelease(*id, request->dest());
+      if (!installed.ok()) {
+        writer->Write(*status);
+        return ToGrpcStatus(installed.status());
+      }
+      status = agent_.ReleaseStatusOf(*id);
+      if (!status.ok()) return ToGrpcStatus(status.status());
+    }
     if (!writer->Write(*status)) return grpc::Status::CANCELLED;
     if (status->state() == v1::RELEASE_STATE_SEEDING) return grpc::Status::OK;
     if (status->state() == v1::RELEASE_STATE_FAILED) {
@@ -29,6 +38,14 @@ grpc::Status ControlService::Fetch(grpc::ServerContext* context,
 grpc::Status ControlService::Status(grpc::ServerContext*, const v1::StatusRequest*,
                                     v1::StatusResponse* response) {
   *response = agent_.Status();
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::Pin(grpc::ServerContext*, const v1::PinRequest* request,
+                                 v1::ReleaseStatus* response) {
+  absl::StatusOr<v1::ReleaseStatus> status = agent_.Pin(request->release(), request->pinned());
+  if (!status.ok()) return ToGrpcStatus(status.status());
+  *response = *std::move(status);
   return grpc::Status::OK;
 }
 

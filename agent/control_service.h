@@ -19,6 +19,8 @@ class ControlService final : public v1::AgentControl::Service {
                      grpc::ServerWriter<v1::ReleaseStatus>* writer) override;
   grpc::Status Status(grpc::ServerContext* context, const v1::StatusRequest* request,
                       v1::StatusResponse* response) override;
+  grpc::Status Pin(grpc::ServerContext* context, const v1::PinRequest* request,
+                   v1::ReleaseStatus* response) override;
   grpc::Status Remove(grpc::ServerContext* context, const v1::RemoveRequest* request,
                       v1::RemoveResponse* response) override;
 

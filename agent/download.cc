@@ -363,7 +363,10 @@ void ReleaseDownload::VerifyAndStore(PeerKey key, ReleasePieceIndex piece,
     } else {
       e.kind = Event::kPieceFailed;
       e.status = put;
-      e.proof_failed = absl::IsDataLoss(put);
+      // DATA_LOSS: the proof failed; INVALID_ARGUMENT: a proof of the wrong
+      // length for the piece we asked for. Either way the peer sent a bad
+      // piece.
+      e.proof_failed = absl::IsDataLoss(put) || absl::IsInvalidArgument(put);
       e.store_failed = !store_->error().ok();
       if (!absl::IsDataLoss(put) && !absl::IsAlreadyExists(put) &&
           !absl::IsInvalidArgument(put)) {
@@ -373,6 +376,10 @@ void ReleaseDownload::VerifyAndStore(PeerKey key, ReleasePieceIndex piece,
   } else {
     e.kind = Event::kPieceFailed;
     e.status = result.status();
+    // The transport's DATA_LOSS: the peer's answer cannot be the piece
+    // (longer than asked, malformed, ended short with an OK status). As bad
+    // as a failed proof, and treated the same.
+    e.proof_failed = absl::IsDataLoss(result.status());
   }
   Post(std::move(e));
 }

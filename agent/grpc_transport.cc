@@ -344,6 +344,15 @@ void WatchCall::Deliver() {
 // arrive as raw buffers for PieceAssembler; on the wire a bidi call that
 // sends one message is the same as a server-streaming one. Deletes itself
 // in OnDone.
+// A remote's own error. DATA_LOSS is kept for bytes that cannot be the
+// piece (the engine bans for those); a remote that says its disk lost data
+// failed honestly.
+absl::Status RemoteFailure(const grpc::Status& status) {
+  absl::Status s = FromGrpcStatus(status);
+  if (!absl::IsDataLoss(s)) return s;
+  return absl::InternalError(absl::StrCat("remote failed: ", s.message()));
+}
+
 class FetchCall final
     : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
       public Cancellable {
@@ -371,7 +380,7 @@ class FetchCall final
     absl::StatusOr<ReceivedPiece> result =
         !error_.ok()  ? error_
         : status.ok() ? assembler_.Finish()
-                      : absl::StatusOr<ReceivedPiece>(FromGrpcStatus(status));
+                      : absl::StatusOr<ReceivedPiece>(RemoteFailure(status));
     core_->Complete(this, std::move(result));
     delete this;
   }

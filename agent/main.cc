@@ -35,6 +35,20 @@ ABSL_FLAG(bool, durable, true, "fdatasync pieces before recording them (survives
 ABSL_FLAG(bool, direct_io, true,
           "write and read whole pieces with O_DIRECT, past the page cache (off for disks much "
           "slower than the network)");
+ABSL_FLAG(uint64_t, disk_quota, 0,
+          "bytes the release store may take; least recently used releases that are complete, "
+          "unpinned, not installed as current and not a followed channel's target are evicted "
+          "to make room (0: no limit)");
+ABSL_FLAG(std::string, follow, "",
+          "CHANNEL=DIR[,CHANNEL=DIR...]: install each channel's release (name/channel) into DIR "
+          "as it rolls out");
+ABSL_FLAG(absl::Duration, seed_time, absl::Hours(24),
+          "how long a release keeps seeding after its channel moved on");
+ABSL_FLAG(std::string, post_install, "",
+          "shell command run after each install, with the new version's path as $1 and "
+          "$SHOAL_INSTALL_PATH");
+ABSL_FLAG(absl::Duration, post_install_timeout, absl::Minutes(10),
+          "the --post_install command is killed after this long");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate of this agent");
 ABSL_FLAG(std::string, tls_key, "", "PEM key of --tls_cert");
 ABSL_FLAG(std::string, tls_ca, "", "PEM fleet CA");
@@ -67,6 +81,19 @@ int main(int argc, char** argv) {
   config.peer_service.max_uploads = absl::GetFlag(FLAGS_max_uploads);
   config.durable = absl::GetFlag(FLAGS_durable);
   config.direct_io = absl::GetFlag(FLAGS_direct_io);
+  config.post_install = absl::GetFlag(FLAGS_post_install);
+  config.disk_quota = absl::GetFlag(FLAGS_disk_quota);
+  config.seed_time = absl::GetFlag(FLAGS_seed_time);
+  if (!absl::GetFlag(FLAGS_follow).empty()) {
+    absl::StatusOr<std::vector<shoal::agent::ChannelSpec>> follow =
+        shoal::agent::ParseFollowFlag(absl::GetFlag(FLAGS_follow));
+    if (!follow.ok()) {
+      std::cerr << "shoal-agent: " << follow.status().message() << "\n";
+      return 2;
+    }
+    config.follow = *std::move(follow);
+  }
+  config.post_install_timeout = absl::GetFlag(FLAGS_post_install_timeout);
   config.upload_limit = absl::GetFlag(FLAGS_upload_limit);
   config.download_limit = absl::GetFlag(FLAGS_download_limit);
   if (config.upload_limit > (uint64_t{1} << 40) || config.download_limit > (uint64_t{1} << 40)) {

@@ -60,7 +60,59 @@ AgentMetrics::AgentMetrics(std::shared_ptr<prometheus::Registry> registry)
                      .Name("shoal_agent_disk_used_bytes")
                      .Help("Bytes the agent's releases occupy on disk.")
                      .Register(*registry_)
-                     .Add({})) {}
+                     .Add({})),
+      disk_quota_(prometheus::BuildGauge()
+                      .Name("shoal_agent_disk_quota_bytes")
+                      .Help("--disk_quota; 0 when unlimited.")
+                      .Register(*registry_)
+                      .Add({})),
+      peers_(prometheus::BuildGauge()
+                 .Name("shoal_agent_peers")
+                 .Help("Peer sessions of downloading releases (state=connected) "
+                       "and peers banned from a release (state=banned).")
+                 .Register(*registry_)),
+      install_seconds_(prometheus::BuildHistogram()
+                           .Name("shoal_agent_install_duration_seconds")
+                           .Help("Time to install a release into its directory.")
+                           .Register(*registry_)
+                           .Add({}, prometheus::Histogram::BucketBoundaries{
+                                        0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300})),
+      installs_(prometheus::BuildCounter()
+                    .Name("shoal_agent_installs_total")
+                    .Help("Installs by result (ok, failed).")
+                    .Register(*registry_)),
+      post_installs_(prometheus::BuildCounter()
+                         .Name("shoal_agent_post_install_total")
+                         .Help("--post_install commands by result (ok: exited 0; "
+                               "failed: anything else).")
+                         .Register(*registry_)),
+      evictions_(prometheus::BuildCounter()
+                     .Name("shoal_agent_evictions_total")
+                     .Help("Releases deleted to make room under --disk_quota.")
+                     .Register(*registry_)
+                     .Add({})) {
+  peers_.Add({{"state", "connected"}});
+  peers_.Add({{"state", "banned"}});
+  installs_.Add({{"result", "ok"}});
+  installs_.Add({{"result", "failed"}});
+}
+
+void AgentMetrics::SetDiskQuota(double bytes) { disk_quota_.Set(bytes); }
+
+void AgentMetrics::SetPeers(const std::string& state, double count) {
+  peers_.Add({{"state", state}}).Set(count);
+}
+
+void AgentMetrics::CountInstall(bool ok, double seconds) {
+  installs_.Add({{"result", ok ? "ok" : "failed"}}).Increment();
+  if (ok) install_seconds_.Observe(seconds);
+}
+
+void AgentMetrics::CountPostInstall(bool ok) {
+  post_installs_.Add({{"result", ok ? "ok" : "failed"}}).Increment();
+}
+
+void AgentMetrics::CountEviction() { evictions_.Increment(); }
 
 void AgentMetrics::CountVerified(Source source, Locality locality,
                                  uint64_t bytes) {

@@ -14,6 +14,7 @@
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "agent/scheduler.h"
 
@@ -38,6 +39,15 @@ class AgentMetrics {
   void SetProgress(const std::string& release, double ratio);
   void ForgetRelease(const std::string& release);
   void SetDiskUsed(double bytes);
+  void SetDiskQuota(double bytes);
+  // Peer sessions by state ("connected": open sessions of downloading
+  // releases; "banned": peers banned from some release).
+  void SetPeers(const std::string& state, double count);
+  // An install and how long it took; a post-install command's outcome.
+  void CountInstall(bool ok, double seconds);
+  void CountPostInstall(bool ok);
+  // A release deleted to make room under --disk_quota.
+  void CountEviction();
 
   const std::shared_ptr<prometheus::Registry>& registry() const {
     return registry_;
@@ -54,6 +64,12 @@ class AgentMetrics {
   prometheus::Family<prometheus::Gauge>& releases_;
   prometheus::Family<prometheus::Gauge>& progress_;
   prometheus::Gauge& disk_used_;
+  prometheus::Gauge& disk_quota_;
+  prometheus::Family<prometheus::Gauge>& peers_;
+  prometheus::Histogram& install_seconds_;
+  prometheus::Family<prometheus::Counter>& installs_;
+  prometheus::Family<prometheus::Counter>& post_installs_;
+  prometheus::Counter& evictions_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, prometheus::Gauge*> progress_by_release_
       ABSL_GUARDED_BY(mu_);

@@ -50,7 +50,10 @@
 //   failed its proof (kBanned: banned for the life of this scheduler, and
 //   AddPeer refuses it again).
 // - A peer that failed a piece (timeout, error, refusal) is not asked for
-//   that piece again for `failure_memory`. A busy peer (kBusy) is left alone
+//   that piece again for `failure_memory`; one dropped for failures or lying
+//   counts as having failed every piece it claimed, for `failure_memory`, and
+//   a banned one for good (the tracker still counts them as holders: see
+//   OriginWant). A busy peer (kBusy) is left alone
 //   for `busy_backoff`, doubled for each busy answer in a row up to 8x, with
 //   jitter, and is not asked for that piece for 4 x busy_backoff.
 // - Origin: pieces no usable peer claims, or whose usable holders all failed
@@ -130,7 +133,9 @@ struct Drop {
 };
 
 // A piece to ask the tracker to lease. `holders_failed`: some peer claims
-// it, but every such peer failed it recently (tell the tracker so).
+// it, but every such peer failed it recently; or none does, but one that did
+// failed it recently or was banned (the tracker still counts that one as a
+// holder). Tell the tracker so.
 struct OriginWant {
   ReleasePieceIndex piece;
   bool holders_failed = false;

@@ -123,6 +123,24 @@ TEST_F(SchedulerFailureTest, ABusyPeerIsLeftAloneForAWhile) {
   EXPECT_NE(retry[0].piece, a.piece);  // that piece waits a little longer
 }
 
+// A peer that stalls or lies is dropped at its first timeouts or refusals;
+// had only the pieces it failed counted, it would be asked for the others as
+// soon as it reconnects, a few pieces per reconnect.
+TEST_F(SchedulerFailureTest, APeerDroppedForFailingIsAskedNothingForAWhile) {
+  Make(3);
+  AddPeer(1, All(3));
+  const Assignment a = Next().at(0);
+  ASSERT_EQ(Fail(1, a.piece.value(), FailureReason::kTimeout),
+            PeerVerdict::kDrop);
+  ASSERT_EQ(Drops(), (DropList{{1, DropReason::kFailures}}));
+  scheduler().RemovePeer(PeerKey(1));
+  Advance(absl::Seconds(5));
+  AddPeer(1, All(3));
+  EXPECT_TRUE(Next().empty());
+  Advance(absl::Seconds(25));  // failure_memory after the drop
+  EXPECT_EQ(Next().size(), 1u);
+}
+
 TEST_F(SchedulerFailureTest, StaleFailuresAreIgnored) {
   Make(2);
   AddPeer(1, All(2));
@@ -205,6 +223,40 @@ TEST_F(SchedulerOriginTest, OffersAPieceWhoseHoldersAllFailedIt) {
       scheduler().PiecesWantingOrigin(now(), 10);
   ASSERT_EQ(wants.size(), 1u);
   EXPECT_TRUE(wants[0].holders_failed);
+}
+
+// The tracker counts a banned peer as a holder for as long as it announces;
+// unless told that the holder failed, it answers "held by peers" forever.
+TEST_F(SchedulerOriginTest, TellsThatTheBannedHolderOfAPieceFailedIt) {
+  Make(3);
+  AddPeer(1, All(3));
+  const Assignment a = Next().at(0);
+  ASSERT_EQ(Fail(1, a.piece.value(), FailureReason::kBadProof),
+            PeerVerdict::kBan);
+  ASSERT_EQ(Drops().size(), 1u);
+  scheduler().RemovePeer(PeerKey(1));
+  Advance(absl::Hours(1));  // a ban does not wear off
+  const std::vector<OriginWant> wants =
+      scheduler().PiecesWantingOrigin(now(), 10);
+  ASSERT_EQ(wants.size(), 2u);  // max_origin_in_flight
+  for (const OriginWant& w : wants) EXPECT_TRUE(w.holders_failed);
+}
+
+TEST_F(SchedulerOriginTest, TellsThatAHolderDroppedForFailingFailedForAWhile) {
+  Make(2);
+  AddPeer(1, All(2));
+  const Assignment a = Next().at(0);
+  ASSERT_EQ(Fail(1, a.piece.value(), FailureReason::kTimeout),
+            PeerVerdict::kDrop);
+  ASSERT_EQ(Drops().size(), 1u);
+  scheduler().RemovePeer(PeerKey(1));
+  std::vector<OriginWant> wants = scheduler().PiecesWantingOrigin(now(), 10);
+  ASSERT_EQ(wants.size(), 2u);
+  for (const OriginWant& w : wants) EXPECT_TRUE(w.holders_failed) << w.piece;
+  Advance(absl::Seconds(30));  // failure_memory
+  wants = scheduler().PiecesWantingOrigin(now(), 10);
+  ASSERT_EQ(wants.size(), 2u);
+  for (const OriginWant& w : wants) EXPECT_FALSE(w.holders_failed) << w.piece;
 }
 
 TEST_F(SchedulerOriginTest, AGrantedPieceComesFromTheOriginOnly) {

@@ -46,6 +46,18 @@ std::vector<OriginWant> Scheduler::PiecesWantingOrigin(absl::Time now,
   const int slots =
       std::min(limit, config_.max_origin_in_flight - OriginBusy(now));
   if (slots <= 0 || complete()) return out;
+  // A piece no usable peer claims may still be held by a peer as far as the
+  // tracker knows: one that failed it recently and is gone, or one banned
+  // for a bad piece. Unless told, the tracker would keep answering "held by
+  // peers" (for as long as a banned peer announces: for ever).
+  auto a_holder_failed = [&](uint32_t piece) {
+    auto it = avoid_.find(piece);
+    return it != avoid_.end() &&
+           std::any_of(it->second.begin(), it->second.end(),
+                       [&](const Avoid& a) {
+                         return a.holder_failed && a.until > now;
+                       });
+  };
   for (uint32_t piece = 0; piece < have_.num_pieces(); ++piece) {
     if (have_.Get(ReleasePieceIndex(piece)) ||
         in_flight_.Get(ReleasePieceIndex(piece))) {
@@ -58,7 +70,7 @@ std::vector<OriginWant> Scheduler::PiecesWantingOrigin(absl::Time now,
       continue;
     }
     if (availability_[piece] == 0) {
-      out.push_back({ReleasePieceIndex(piece), false});
+      out.push_back({ReleasePieceIndex(piece), a_holder_failed(piece)});
     } else if (AllHoldersFailed(piece, now)) {
       out.push_back({ReleasePieceIndex(piece), true});
     }

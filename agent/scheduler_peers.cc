@@ -116,17 +116,40 @@ PeerVerdict Scheduler::OnPieceFailed(PeerKey key, ReleasePieceIndex piece,
   CHECK_LT(piece.value(), have_.num_pieces());
   const bool requested = EndRequest(key, piece.value());
   auto it = peers_.find(key);
+  // Marks what the peer claims (and we lack) as failed by it until `until`.
+  // The tracker goes on counting a dropped or banned peer as the holder of
+  // all it claims; the origin fallback must say that holder failed
+  // (PiecesWantingOrigin), or be told "held by peers" while it announces.
+  auto fail_claims = [&](const Peer& peer, absl::Time until) {
+    for (uint32_t i = 0; i < have_.num_pieces(); ++i) {
+      const ReleasePieceIndex claimed(i);
+      if (peer.claims.Get(claimed) && !have_.Get(claimed)) {
+        AddAvoid(i, key, until, /*failed=*/true);
+      }
+    }
+  };
   if (reason == FailureReason::kBadProof) {
     ++stats_.proof_failures;
     banned_.insert(key);
-    if (it != peers_.end()) MarkDrop(key, it->second, DropReason::kBanned);
+    if (it != peers_.end()) {
+      fail_claims(it->second, absl::InfiniteFuture());
+      MarkDrop(key, it->second, DropReason::kBanned);
+    }
     return PeerVerdict::kBan;
   }
   if (it == peers_.end()) return PeerVerdict::kKeep;
   Peer& peer = it->second;
   if (peer.drop) return PeerVerdict::kDrop;
   if (!requested) return PeerVerdict::kKeep;
-  return CountFailure(key, peer, piece.value(), reason, now);
+  const PeerVerdict verdict =
+      CountFailure(key, peer, piece.value(), reason, now);
+  // Dropped for failing (its other requests in flight end unanswered): for
+  // failure_memory it is asked for none of its pieces when it reconnects,
+  // and none of them waits for it rather than the origin.
+  if (verdict == PeerVerdict::kDrop) {
+    fail_claims(peer, now + config_.failure_memory);
+  }
+  return verdict;
 }
 
 PeerVerdict Scheduler::CountFailure(PeerKey key, Peer& peer, uint32_t piece,
