@@ -31,6 +31,21 @@ class Agent::HaveHandle final : public HaveSubscription {
   HaveListener* listener_;
 };
 
+// Ends one upload admitted by a release's UploadGate.
+class Agent::GateTicket final : public UploadTicket {
+ public:
+  GateTicket(std::shared_ptr<Release> release, ReleasePieceIndex piece)
+      : release_(std::move(release)), piece_(piece) {}
+  ~GateTicket() override {
+    absl::MutexLock lock(&release_->gate_mu);
+    release_->gate->Finish(piece_);
+  }
+
+ private:
+  std::shared_ptr<Release> release_;
+  ReleasePieceIndex piece_;
+};
+
 namespace {
 
 constexpr uint64_t kMaxManifestBytes = 64 << 20;
@@ -150,6 +165,11 @@ Agent::~Agent() {
     absl::MutexLock lock(&mu_);
     releases.swap(releases_);
   }
+  for (auto& [id, r] : releases) {
+    absl::MutexLock lock(&r->local_mu);
+    absl::Status saved = SaveLocal(*r);  // counts by source, last use
+    if (!saved.ok()) LOG(WARNING) << "cannot save the state of release " << id << ": " << saved;
+  }
   releases.clear();  // joins every download
   metrics_server_.reset();
 }
@@ -197,6 +217,12 @@ absl::Status Agent::StartRelease(const Manifest& manifest, std::unique_ptr<Relea
       context, config_.download, std::move(store), std::move(origin),
       [this, id](ReleasePieceIndex piece) { Notify(id, piece); });
   LoadLocal(*release);
+  {
+    absl::MutexLock lock(&release->gate_mu);
+    release->gate = std::make_unique<UploadGate>(
+        release->download->store().pieces().total_pieces(),
+        std::max(config_.peer_service.max_uploads, 1), /*distinct_first=*/true);
+  }
   absl::MutexLock lock(&mu_);
   releases_.try_emplace(id, std::move(release));  // a racing twin stays
   return absl::OkStatus();
@@ -253,7 +279,21 @@ absl::StatusOr<ServedPiece> Agent::ReadPiece(const std::string& release_id,
                                              ReleasePieceIndex piece) {
   std::shared_ptr<Release> r = Find(release_id);
   if (r == nullptr) return absl::NotFoundError(absl::StrCat("no release ", release_id));
-  ASSIGN_OR_RETURN(ServedPiece served, r->download->store().Read(piece));
+  const ReleaseStore& store = r->download->store();
+  if (piece.value() >= store.pieces().total_pieces() || !store.Has(piece)) {
+    return absl::NotFoundError(absl::StrCat("piece ", piece.value(), " is not held"));
+  }
+  {
+    absl::MutexLock lock(&r->gate_mu);
+    if (!r->gate->TryStart(piece, store.bitfield())) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "piece ", piece.value(), " is on its way to another peer; this agent holds pieces "
+          "nobody has had from it yet: ask for another piece"));
+    }
+  }
+  auto ticket = std::make_unique<GateTicket>(r, piece);
+  ASSIGN_OR_RETURN(ServedPiece served, store.Read(piece));
+  served.ticket = std::move(ticket);
   r->last_used_ms.store(absl::ToUnixMillis(clock_.Now()), std::memory_order_relaxed);
   r->download->CountSent(served.data.size());
   metrics_->CountSent(served.data.size());

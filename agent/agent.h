@@ -31,7 +31,9 @@
 #include "agent/peer_service.h"
 #include "agent/piece_source.h"
 #include "agent/rate_limiter.h"
+#include "agent/rate_meter.h"
 #include "agent/tracker_client.h"
+#include "agent/upload_gate.h"
 #include "agent/trusted_manifests.h"
 #include "common/clock.h"
 #include "common/grpc_security.h"
@@ -129,9 +131,21 @@ class Agent final : public PieceSource, public ChannelHost {
     // also moves without the lock, when pieces are served.
     absl::Mutex local_mu;
     v1::StoredReleaseState local ABSL_GUARDED_BY(local_mu);
+    // Which piece requests to serve now (agent/upload_gate.h).
+    absl::Mutex gate_mu;
+    std::unique_ptr<UploadGate> gate ABSL_GUARDED_BY(gate_mu);
     std::atomic<int64_t> last_used_ms{0};
+    // Verified bytes by source from earlier runs (the download counts this
+    // run's); set by LoadLocal.
+    uint64_t earlier_from_peers = 0;
+    uint64_t earlier_from_origin = 0;
+    // Rates for status.
+    absl::Mutex meter_mu;
+    RateMeter download_meter ABSL_GUARDED_BY(meter_mu);
+    RateMeter upload_meter ABSL_GUARDED_BY(meter_mu);
   };
   class HaveHandle;
+  class GateTicket;
 
   Agent(const AgentConfig& config, const Clock& clock);
   absl::Status StartServers();

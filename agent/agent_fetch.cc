@@ -144,6 +144,18 @@ v1::StatusResponse Agent::Status() {
   for (const auto& r : all) {
     v1::ReleaseStatus* s = response.add_releases();
     *s = FullStatus(*r);
+    {
+      // Keeps the counts by source across restarts (at most a few seconds
+      // of them are lost to a kill).
+      absl::MutexLock lock(&r->local_mu);
+      if (r->local.bytes_from_peers() != s->bytes_from_peers() ||
+          r->local.bytes_from_origin() != s->bytes_from_origin()) {
+        absl::Status saved = SaveLocal(*r);
+        if (!saved.ok()) {
+          LOG_EVERY_N(WARNING, 20) << "cannot save release state: " << saved;
+        }
+      }
+    }
     disk += r->download->store().disk_bytes();
     connected += s->peers_connected();
     banned += s->peers_banned();
@@ -162,6 +174,10 @@ v1::StatusResponse Agent::Status() {
   response.set_advertise(self_.address());
   response.set_disk_bytes(disk);
   response.set_disk_quota(config_.disk_quota);
+  {
+    absl::MutexLock lock(&followers_mu_);
+    for (const auto& follower : followers_) *response.add_channels() = follower->Status();
+  }
   metrics_->SetDiskQuota(config_.disk_quota);
   metrics_->SetDiskUsed(disk);
   return response;

@@ -49,10 +49,15 @@ void Agent::LoadLocal(Release& r) {
     r.local.set_last_used_unix_ms(absl::ToUnixMillis(clock_.Now()));
   }
   r.last_used_ms = r.local.last_used_unix_ms();
+  r.earlier_from_peers = r.local.bytes_from_peers();
+  r.earlier_from_origin = r.local.bytes_from_origin();
 }
 
 absl::Status Agent::SaveLocal(Release& r) {
   r.local.set_last_used_unix_ms(r.last_used_ms.load());
+  const v1::ReleaseStatus run = r.download->Status();
+  r.local.set_bytes_from_peers(r.earlier_from_peers + run.bytes_from_peers());
+  r.local.set_bytes_from_origin(r.earlier_from_origin + run.bytes_from_origin());
   return WriteFileAtomically(LocalPath(r.download->store()), r.local.SerializeAsString(), 0644,
                              config_.durable);
 }
@@ -67,6 +72,14 @@ void Agent::TouchLocal(Release& r) {
 v1::ReleaseStatus Agent::FullStatus(Release& r) {
   v1::ReleaseStatus status = r.download->Status();
   const std::string name = r.download->store().manifest().display_name();
+  status.set_bytes_from_peers(r.earlier_from_peers + status.bytes_from_peers());
+  status.set_bytes_from_origin(r.earlier_from_origin + status.bytes_from_origin());
+  {
+    const absl::Time now = clock_.Now();
+    absl::MutexLock lock(&r.meter_mu);
+    status.set_download_rate(r.download_meter.Sample(now, status.bytes_verified()));
+    status.set_upload_rate(r.upload_meter.Sample(now, status.bytes_sent()));
+  }
   absl::MutexLock lock(&r.local_mu);
   status.set_pinned(r.local.pinned());
   status.set_last_used_unix_ms(r.last_used_ms.load());

@@ -5,7 +5,7 @@
 
 namespace shoal::agent {
 
-// Streams the release's status every half second, and at once when it
+// Streams the release's status four times a second, and at once when it
 // completes (OK) or fails (the error), until the caller goes away. The
 // download goes on either way.
 grpc::Status ControlService::Fetch(grpc::ServerContext* context,
@@ -30,7 +30,7 @@ grpc::Status ControlService::Fetch(grpc::ServerContext* context,
     if (status->state() == v1::RELEASE_STATE_FAILED) {
       return grpc::Status(grpc::StatusCode::ABORTED, status->error());
     }
-    status = agent_.AwaitRelease(*id, absl::Milliseconds(500));
+    status = agent_.AwaitRelease(*id, absl::Milliseconds(250));
   }
   return grpc::Status::CANCELLED;
 }

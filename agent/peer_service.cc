@@ -281,6 +281,7 @@ class UploadReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
                 absl::AnyInvocable<void() &&> release_slot)
       : data_(std::make_shared<const PieceBuffer>(std::move(piece.data))),
         proof_(std::move(piece.proof)),
+        ticket_(std::move(piece.ticket)),
         chunk_bytes_(chunk_bytes),
         pacer_(pacer),
         release_slot_(std::move(release_slot)) {
@@ -299,6 +300,7 @@ class UploadReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void OnCancel() override { cancelled_.store(true); }
 
   void OnDone() override {
+    ticket_.reset();
     std::move(release_slot_)();
     delete this;
   }
@@ -332,6 +334,7 @@ class UploadReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   // Shared with the slices handed to gRPC, which may outlive this reactor.
   const std::shared_ptr<const PieceBuffer> data_;
   const MerkleProof proof_;
+  std::unique_ptr<UploadTicket> ticket_;
   const size_t chunk_bytes_;
   UploadPacer* const pacer_;
   absl::AnyInvocable<void() &&> release_slot_;

@@ -16,10 +16,19 @@
 
 namespace shoal::agent {
 
+// Ends an upload the source admitted (agent/upload_gate.h) when destroyed,
+// whether the piece was sent or not.
+class UploadTicket {
+ public:
+  virtual ~UploadTicket() = default;
+};
+
 // A verified piece read back from storage, and its proof.
 struct ServedPiece {
   PieceBuffer data;
   MerkleProof proof;
+  // Held by whoever sends the piece until the upload ends; may be null.
+  std::unique_ptr<UploadTicket> ticket;
 };
 
 // Receives pieces as the agent verifies them. Calls may come from any thread

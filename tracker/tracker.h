@@ -166,11 +166,11 @@ class Tracker {
   // Points a channel "<name>/<label>" at a release of that name (by id or
   // name@version), whose manifest must verify now, with a percent 0..100 and
   // a paused flag. An empty `release` keeps the channel's current one and
-  // does not re-verify it, so that pausing always works (NOT_FOUND for a new
-  // channel). Returns the stored rollout; its generation grows with every
-  // call. NOT_FOUND for an unregistered release; INVALID_ARGUMENT for a
-  // release of another name ("channel game-server/stable cannot point at
-  // other@1.0").
+  // does not re-verify it, so that pausing always works; `keep_percent`
+  // keeps its percent (both NOT_FOUND for a new channel). Returns the stored
+  // rollout; its generation grows with every call. NOT_FOUND for an
+  // unregistered release; INVALID_ARGUMENT for a release of another name
+  // ("channel game-server/stable cannot point at other@1.0").
   absl::StatusOr<v1::Rollout> SetRollout(const v1::SetRolloutRequest& request);
 
   // NOT_FOUND for a channel never set.
@@ -245,7 +245,8 @@ class Tracker {
   // FAILED_PRECONDITION unless `manifest` has a higher sequence than every
   // other registered signing of its name@version.
   absl::Status CheckNewestSigning(const Manifest& manifest);
-  // The release id a SetRollout request points its channel at.
+  // The release id a SetRollout request names: registered, of the
+  // channel's name, and verifying now.
   absl::StatusOr<std::string> RolloutTarget(
       const ChannelName& channel, const v1::SetRolloutRequest& request);
   absl::StatusOr<std::optional<ChannelRecord>> ReadChannel(

@@ -249,14 +249,6 @@ absl::StatusOr<v1::ListReleasesResponse> Tracker::ListReleases(
 
 absl::StatusOr<std::string> Tracker::RolloutTarget(
     const ChannelName& channel, const v1::SetRolloutRequest& request) {
-  if (request.release().empty()) {
-    ASSIGN_OR_RETURN(std::optional<ChannelRecord> current,
-                     ReadChannel(request.channel()));
-    if (current) return current->release_id;
-    return absl::NotFoundError(
-        absl::StrCat("channel ", request.channel(),
-                     " has no release yet; name one to create the channel"));
-  }
   ASSIGN_OR_RETURN(v1::StoredRelease release,
                    ResolveRelease(request.release()));
   if (release.name() != channel.release_name) {
@@ -286,14 +278,29 @@ absl::StatusOr<std::optional<ChannelRecord>> Tracker::ReadChannel(
 absl::StatusOr<v1::Rollout> Tracker::SetRollout(
     const v1::SetRolloutRequest& request) {
   ASSIGN_OR_RETURN(ChannelName channel, ParseChannel(request.channel()));
-  if (request.percent() > 100) {
+  if (!request.keep_percent() && request.percent() > 100) {
     return absl::InvalidArgumentError(absl::StrCat(
         "rollout percent must be 0 to 100, not ", request.percent()));
   }
+  // What is kept comes from one read of the channel.
+  std::optional<ChannelRecord> current;
+  if (request.release().empty() || request.keep_percent()) {
+    ASSIGN_OR_RETURN(current, ReadChannel(request.channel()));
+    if (!current) {
+      return absl::NotFoundError(absl::StrCat(
+          "channel ", request.channel(),
+          " has no release yet; name one and a percent to create the channel"));
+    }
+  }
   ChannelRecord record;
   record.channel = request.channel();
-  ASSIGN_OR_RETURN(record.release_id, RolloutTarget(channel, request));
-  record.percent = request.percent();
+  if (request.release().empty()) {
+    record.release_id = current->release_id;
+  } else {
+    ASSIGN_OR_RETURN(record.release_id, RolloutTarget(channel, request));
+  }
+  record.percent =
+      request.keep_percent() ? current->percent : request.percent();
   record.paused = request.paused();
   record.updated_ms = absl::ToUnixMillis(clock_.Now());
   absl::StatusOr<ChannelRecord> stored = store_.PutChannel(record);

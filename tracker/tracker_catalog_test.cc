@@ -244,6 +244,53 @@ TEST_F(RolloutTest, PausingWorksAfterTheReleaseExpired) {
   EXPECT_TRUE(Set("game-server/stable", "", 10, /*paused=*/true).ok());
 }
 
+TEST_F(RolloutTest, KeepPercentChangesOnlyPaused) {
+  const std::string id = Register();
+  ASSERT_TRUE(Set("game-server/stable", id, 10).ok());
+  v1::SetRolloutRequest pause;
+  pause.set_channel("game-server/stable");
+  pause.set_keep_percent(true);
+  pause.set_percent(0);  // ignored
+  pause.set_paused(true);
+  absl::StatusOr<v1::Rollout> paused = tracker().SetRollout(pause);
+  ASSERT_TRUE(paused.ok()) << paused.status();
+  EXPECT_EQ(paused->release_id(), id);
+  EXPECT_EQ(paused->percent(), 10u);
+  EXPECT_TRUE(paused->paused());
+  EXPECT_EQ(paused->generation(), 2u);
+  pause.set_paused(false);
+  absl::StatusOr<v1::Rollout> resumed = tracker().SetRollout(pause);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->percent(), 10u);
+  EXPECT_FALSE(resumed->paused());
+}
+
+TEST_F(RolloutTest, KeepPercentWithReleaseSwitchesOnlyTheRelease) {
+  const std::string first = Register();
+  ASSERT_TRUE(Set("game-server/stable", first, 30).ok());
+  const std::string second = Register(Release("game-server", "2.0"));
+  v1::SetRolloutRequest request;
+  request.set_channel("game-server/stable");
+  request.set_release("game-server@2.0");
+  request.set_keep_percent(true);
+  absl::StatusOr<v1::Rollout> rollout = tracker().SetRollout(request);
+  ASSERT_TRUE(rollout.ok()) << rollout.status();
+  EXPECT_EQ(rollout->release_id(), second);
+  EXPECT_EQ(rollout->percent(), 30u);
+}
+
+TEST_F(RolloutTest, KeepPercentOnNewChannelIsNotFound) {
+  Register();
+  v1::SetRolloutRequest request;
+  request.set_channel("game-server/stable");
+  request.set_release("game-server@1.0");
+  request.set_keep_percent(true);
+  absl::Status status = tracker().SetRollout(request).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("channel game-server/stable has no release yet"));
+}
+
 TEST_F(RolloutTest, EmptyReleaseOnNewChannelIsNotFound) {
   EXPECT_EQ(Set("game-server/stable", "", 10).status().code(),
             absl::StatusCode::kNotFound);
