@@ -8,15 +8,7 @@
 set -uo pipefail
 source "$(dirname "$0")/testlib.sh"
 publish=$(realpath "$1"); tracker=$(realpath "$2"); agent=$(realpath "$3"); ctl=$(realpath "$4")
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
+start_work
 make_fleet_ca
 issue_cert tracker "IP:127.0.0.1"
 issue_cert agent "IP:127.0.0.1,DNS:agent.fleet"

@@ -9,15 +9,7 @@
 set -uo pipefail
 source "$(dirname "$0")/testlib.sh"
 publish=$(realpath "$1"); tracker=$(realpath "$2"); agent=$(realpath "$3"); ctl=$(realpath "$4")
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
+start_work
 channel=game/stable
 n=6
 dump_logs() { for f in tracker.log a*.log; do echo "--- $f"; tail -15 "$f"; done; }

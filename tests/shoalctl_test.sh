@@ -9,15 +9,7 @@ set -uo pipefail
 source "$(dirname "$0")/testlib.sh"
 publish=$(realpath "$1"); tracker=$(realpath "$2"); agent=$(realpath "$3"); ctl=$(realpath "$4")
 py=/usr/bin/python3
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
+start_work
 
 # forget PID: drops a reaped process from the ones cleanup stops.
 forget() {

@@ -2,6 +2,7 @@
 # defines nothing that runs by itself.
 
 failures=0
+pids=()
 ok() { echo "ok   $1 (${SECONDS}s)"; }
 bad() { echo "FAIL $1"; failures=$((failures + 1)); }
 
@@ -29,6 +30,20 @@ issue_cert() {
 
 # tls_flags NAME: the --tls_* flags for a certificate made by issue_cert.
 tls_flags() { echo "--tls_cert=$1.pem --tls_key=$1.key --tls_ca=ca.pem"; }
+
+# start_work: makes a temporary directory, cd's into it ($work), and on exit
+# stops every process whose pid the test added to `pids` (SIGTERM, then
+# waits for it) and deletes the directory.
+start_work() {
+  work=$(mktemp -d)
+  trap stop_work EXIT
+  cd "$work" || exit 1
+}
+stop_work() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$work"
+}
 
 # finish: the closing line and exit code.
 finish() { echo "$failures failure(s)"; [ "$failures" -eq 0 ]; }
