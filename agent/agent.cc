@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -137,8 +139,10 @@ absl::Status Agent::StartServers() {
   }
   chmod(socket.c_str(), 0600);
   if (!config_.metrics_listen.empty()) {
+    std::function<absl::Status()> ready;  // without a tracker, always ready
+    if (tracker_ != nullptr) ready = [m = metrics_.get()] { return m->TrackerReadiness(); };
     ASSIGN_OR_RETURN(metrics_server_,
-                     MetricsServer::Start(config_.metrics_listen, metrics_->registry(), nullptr));
+                     MetricsServer::Start(config_.metrics_listen, metrics_->registry(), ready));
     metrics_address_ = metrics_server_->address();
   }
   return absl::OkStatus();
@@ -150,7 +154,9 @@ Agent::~Agent() {
     stopping_ = true;
   }
   if (announcer_.joinable()) announcer_.join();
-  if (control_server_ != nullptr) control_server_->Shutdown();
+  // A deadline of now cancels the calls in progress: a Fetch streams until
+  // its release completes, and Shutdown() alone would wait for that.
+  if (control_server_ != nullptr) control_server_->Shutdown(std::chrono::system_clock::now());
   std::vector<std::unique_ptr<ChannelFollower>> followers;
   {
     absl::MutexLock lock(&followers_mu_);

@@ -233,6 +233,7 @@ void Agent::AnnounceLoop() {
       downloading |= a.state() == v1::PEER_STATE_DOWNLOADING;
     }
     absl::StatusOr<v1::AnnounceResponse> response = tracker_->Announce(request);
+    metrics_->RecordAnnounce(response.status(), clock_.Now());
     if (response.ok()) {
       interval = absl::Milliseconds(std::max<int64_t>(response->next_announce_ms(), 1000));
     } else {

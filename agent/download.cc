@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 
@@ -166,6 +167,11 @@ void ReleaseDownload::Handle(Event& e) {
     case Event::kLease:
       lease_in_flight_ = false;
       for (ReleasePieceIndex p : e.pieces) {
+        // Granted while the store failed: fetching would waste origin bytes.
+        if (!store_->error().ok()) {
+          scheduler_->OnOriginLease(p, false, now).IgnoreError();
+          continue;
+        }
         if (scheduler_->OnOriginLease(p, true, now).ok()) {
           RunOnWorker([this, p] { FetchFromOrigin(p); });
         }
@@ -251,10 +257,16 @@ void ReleaseDownload::Periodic(absl::Time now) {
   }
   if (!store_->error().ok() && now - last_store_retry_ >= absl::Seconds(5)) {
     // The release stays FAILED (with the reason) until a write succeeds again:
-    // try again now and then, so that it completes once room is made.
+    // try again now and then, so that it completes once room is made. A full
+    // disk is tried again only once there is room for a piece: each try asks
+    // for origin leases, and leases held by an agent that cannot store the
+    // pieces keep the rest of the datacenter waiting for them.
     last_store_retry_ = now;
-    LOG_EVERY_N(WARNING, 12) << release_id() << ": " << store_->error() << "; retrying";
-    store_->ClearError();
+    const absl::Status error = store_->error();
+    if (!absl::IsResourceExhausted(error) || store_->HasRoomForAPiece()) {
+      LOG_EVERY_N(WARNING, 12) << release_id() << ": " << error << "; retrying";
+      store_->ClearError();
+    }
   }
   RefreshPeers(now);
   ConnectMore();
@@ -325,9 +337,10 @@ void ReleaseDownload::IssueRequests(absl::Time now) {
   for (const Assignment& a : scheduler_->NextRequests(now)) {
     auto it = sessions_.find(a.peer);
     if (it == sessions_.end()) continue;
-    // The scheduler already counts the request as in flight; a refusal here
-    // only delays it (it expires and is asked again), so take the bytes.
-    if (pacer != nullptr) pacer->TryStart(a.length);
+    // The scheduler already counts the request as in flight, so it goes out
+    // now and every request of the round is charged: TryStart would count
+    // only the first one while the bucket is not in debt.
+    if (pacer != nullptr) pacer->Charge(a.length);
     PeerKey key = a.peer;
     ReleasePieceIndex piece = a.piece;
     it->second->session->FetchPiece(

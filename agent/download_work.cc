@@ -53,7 +53,10 @@ void ReleaseDownload::RefreshPeers(absl::Time now) {
 // tracker (or when it cannot be reached) the agent leases itself: the origin
 // is the source of last resort, paced by the scheduler's origin_retry.
 void ReleaseDownload::AskForOrigin(absl::Time now) {
-  if (lease_in_flight_) return;
+  // No leases while the store fails (a full disk): the pieces could not be
+  // kept, and the lease would hold the piece back from the other agents of
+  // the datacenter until it expires.
+  if (lease_in_flight_ || !store_->error().ok()) return;
   std::vector<OriginWant> wants = scheduler_->PiecesWantingOrigin(now, 8);
   if (wants.empty()) return;
   if (origin_ == nullptr) {

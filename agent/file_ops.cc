@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/file_util.h"
@@ -67,6 +68,14 @@ absl::StatusOr<FileInfo> RealFileOps::Stat(const std::string& path) {
     return ErrnoToStatus(errno, "cannot stat", path);
   }
   return InfoOf(st);
+}
+
+absl::StatusOr<uint64_t> RealFileOps::FreeBytes(const std::string& path) {
+  struct statvfs st;
+  if (statvfs(path.c_str(), &st) != 0) {
+    return ErrnoToStatus(errno, "cannot stat the filesystem of", path);
+  }
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
 absl::Status RealFileOps::MakeDirs(const std::string& dir) {

@@ -60,6 +60,9 @@ class FileOps {
   // fstat(2) / stat(2).
   virtual absl::StatusOr<FileInfo> StatFd(int fd, absl::string_view path) = 0;
   virtual absl::StatusOr<FileInfo> Stat(const std::string& path) = 0;
+  // Bytes that may still be allocated on the filesystem holding `path`
+  // (statvfs(2): f_bavail x f_frsize).
+  virtual absl::StatusOr<uint64_t> FreeBytes(const std::string& path) = 0;
   // Creates `dir` and its missing parents.
   virtual absl::Status MakeDirs(const std::string& dir) = 0;
   // Fsyncs the directory `dir` itself (not a file's parent).
@@ -87,6 +90,7 @@ class RealFileOps : public FileOps {
   absl::Status Truncate(int fd, uint64_t size, absl::string_view path) override;
   absl::StatusOr<FileInfo> StatFd(int fd, absl::string_view path) override;
   absl::StatusOr<FileInfo> Stat(const std::string& path) override;
+  absl::StatusOr<uint64_t> FreeBytes(const std::string& path) override;
   absl::Status MakeDirs(const std::string& dir) override;
   absl::Status SyncDir(const std::string& dir) override;
   absl::StatusOr<std::string> ReadFile(const std::string& path,

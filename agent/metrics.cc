@@ -1,5 +1,7 @@
 #include "agent/metrics.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace shoal::agent {
 
 const char* LocalityName(Locality locality) {
@@ -90,11 +92,48 @@ AgentMetrics::AgentMetrics(std::shared_ptr<prometheus::Registry> registry)
                      .Name("shoal_agent_evictions_total")
                      .Help("Releases deleted to make room under --disk_quota.")
                      .Register(*registry_)
-                     .Add({})) {
+                     .Add({})),
+      announces_(prometheus::BuildCounter()
+                     .Name("shoal_agent_announces_total")
+                     .Help("Announces to the tracker by result (ok, failed).")
+                     .Register(*registry_)),
+      last_announce_(
+          prometheus::BuildGauge()
+              .Name("shoal_agent_last_announce_timestamp_seconds")
+              .Help("Unix time of the last announce the tracker accepted; 0 "
+                    "until one is.")
+              .Register(*registry_)) {
+  // Every series a rate() may need exists from the start, at zero: a
+  // counter first seen after its first increment loses that increment.
+  for (const char* locality : {"rack", "datacenter", "remote"}) {
+    verified_.Add({{"source", "peer"}, {"locality", locality}});
+  }
+  verified_.Add({{"source", "origin"}, {"locality", "origin"}});
+  received_.Add({{"source", "peer"}});
+  received_.Add({{"source", "origin"}});
   peers_.Add({{"state", "connected"}});
   peers_.Add({{"state", "banned"}});
   installs_.Add({{"result", "ok"}});
   installs_.Add({{"result", "failed"}});
+  announces_.Add({{"result", "ok"}});
+  announces_.Add({{"result", "failed"}});
+}
+
+void AgentMetrics::RecordAnnounce(const absl::Status& status, absl::Time now) {
+  announces_.Add({{"result", status.ok() ? "ok" : "failed"}}).Increment();
+  absl::MutexLock lock(&mu_);
+  if (last_announce_seconds_ == nullptr) {
+    last_announce_seconds_ = &last_announce_.Add({});
+  }
+  if (status.ok()) last_announce_seconds_->Set(absl::ToUnixMillis(now) / 1000.0);
+  announce_status_ = status;
+}
+
+absl::Status AgentMetrics::TrackerReadiness() const {
+  absl::MutexLock lock(&mu_);
+  if (announce_status_.ok()) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat("tracker: ", announce_status_.message()));
 }
 
 void AgentMetrics::SetDiskQuota(double bytes) { disk_quota_.Set(bytes); }

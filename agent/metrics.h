@@ -10,7 +10,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -48,6 +50,15 @@ class AgentMetrics {
   void CountPostInstall(bool ok);
   // A release deleted to make room under --disk_quota.
   void CountEviction();
+  // The outcome of one announce to the tracker. Counts it by result and, on
+  // success, records `now` as the time of the last announce the tracker
+  // accepted. The timestamp gauge appears with the first announce, so an
+  // agent without a tracker has none (and no "not announcing" alert).
+  void RecordAnnounce(const absl::Status& status, absl::Time now);
+  // The agent's /readyz when it has a tracker: OK while its last announce
+  // succeeded; UNAVAILABLE before the first answer and after a failed
+  // announce, with the reason.
+  absl::Status TrackerReadiness() const;
 
   const std::shared_ptr<prometheus::Registry>& registry() const {
     return registry_;
@@ -70,9 +81,15 @@ class AgentMetrics {
   prometheus::Family<prometheus::Counter>& installs_;
   prometheus::Family<prometheus::Counter>& post_installs_;
   prometheus::Counter& evictions_;
-  absl::Mutex mu_;
+  prometheus::Family<prometheus::Counter>& announces_;
+  prometheus::Family<prometheus::Gauge>& last_announce_;
+  mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, prometheus::Gauge*> progress_by_release_
       ABSL_GUARDED_BY(mu_);
+  // Made by the first RecordAnnounce.
+  prometheus::Gauge* last_announce_seconds_ ABSL_GUARDED_BY(mu_) = nullptr;
+  absl::Status announce_status_ ABSL_GUARDED_BY(mu_) =
+      absl::UnavailableError("no announce answered yet");
 };
 
 }  // namespace shoal::agent

@@ -186,11 +186,13 @@ class PacedUploads final : public UploadPacer {
 };
 
 // The --download_limit for the download engine: one per agent, shared by the
-// downloads of all releases. Before issuing a piece request the engine asks
-// TryStart(piece bytes); on false it issues nothing more until
-// NextAllowed(). A thin layer over a TokenBucket of the default burst with
-// TryAcquire's semantics: a request may start whenever the limit is not
-// already overdrawn, so a piece larger than the burst is never starved.
+// downloads of all releases. The engine issues requests only while
+// NextAllowed() has come, and then Charges every request it issues in that
+// round (the scheduler has already counted them as in flight), which may
+// overdraw the bucket; the debt holds back the next round. A thin layer over
+// a TokenBucket of the default burst: a request may start whenever the limit
+// is not already overdrawn, so a piece larger than the burst is never
+// starved.
 //
 // Thread-safe.
 class DownloadPacer {
@@ -202,8 +204,11 @@ class DownloadPacer {
   // Whether a request for `bytes` may be issued now; if so, counts them.
   bool TryStart(uint64_t bytes) { return bucket_.TryAcquire(bytes); }
 
-  // When TryStart may succeed again: at or before the clock's Now() if it
-  // may now; absl::InfinitePast() when unlimited.
+  // Counts `bytes` of a request issued now, into debt if need be.
+  void Charge(uint64_t bytes) { (void)bucket_.Reserve(bytes); }
+
+  // When TryStart may succeed again, and the engine issue more: at or before
+  // the clock's Now() if it may now; absl::InfinitePast() when unlimited.
   absl::Time NextAllowed() const { return bucket_.NextAllowed(); }
 
   bool unlimited() const { return bucket_.unlimited(); }

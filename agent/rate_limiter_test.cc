@@ -73,6 +73,21 @@ double GreedyDownloadRate(FakeClock& clock, DownloadPacer& pacer,
   return started / absl::ToDoubleSeconds(period);
 }
 
+// The download engine's way: once NextAllowed() has come, a round of
+// `batch` requests, each charged.
+double GreedyEngineRate(FakeClock& clock, DownloadPacer& pacer,
+                        uint64_t request, int batch, absl::Duration period) {
+  const absl::Time end = clock.Now() + period;
+  uint64_t started = 0;
+  while (true) {
+    clock.Set(std::max(pacer.NextAllowed(), clock.Now()));
+    if (clock.Now() >= end) break;
+    for (int i = 0; i < batch; ++i) pacer.Charge(request);
+    started += batch * request;
+  }
+  return started / absl::ToDoubleSeconds(period);
+}
+
 // --- TokenBucket -----------------------------------------------------------
 
 class LongRunRateTest
@@ -105,6 +120,14 @@ INSTANTIATE_TEST_SUITE_P(RatesAndRequests, LongRunRateTest,
                                std::get<0>(info.param) / 1'000'000, "MBps_",
                                std::get<1>(info.param) / 1024, "KiB");
                          });
+
+TEST(DownloadPacerTest, RoundsOfChargedRequestsHoldTheLimit) {
+  FakeClock clock(kStart);
+  DownloadPacer pacer(clock, k10MBps);
+  // Eight requests of 256 KiB a round, as the engine issues them.
+  EXPECT_NEAR(GreedyEngineRate(clock, pacer, 256 * 1024, 8, absl::Seconds(10)),
+              k10MBps, 0.05 * k10MBps);
+}
 
 TEST(TokenBucketTest, DefaultBurstIsATenthOfASecondButAtLeastOneMiB) {
   EXPECT_EQ(DefaultBurstBytes(k1GBps), k100MBps);

@@ -488,6 +488,11 @@ void ReleaseStore::ClearError() {
   error_ = absl::OkStatus();
 }
 
+bool ReleaseStore::HasRoomForAPiece() const {
+  absl::StatusOr<uint64_t> free = files_.FreeBytes(dir_);
+  return !free.ok() || *free >= manifest_.body().piece_size();
+}
+
 uint64_t ReleaseStore::disk_bytes() const {
   std::vector<std::string> paths = data_paths_;
   paths.push_back(ManifestPath(dir_));

@@ -171,6 +171,10 @@ class ReleaseStore {
   absl::Status error() const;
   // Leaves the error state (after room was made); the next Put tries again.
   void ClearError();
+  // Whether the filesystem holding the store has room for a whole piece of
+  // the release (true when it cannot tell): worth a ClearError() after a
+  // full disk.
+  bool HasRoomForAPiece() const;
 
   // Bytes allocated on disk for the store's files (st_blocks * 512 over the
   // manifest, data files, proof slots and journal): grows with the pieces

@@ -173,6 +173,11 @@ class FaultyFileOps final : public RealFileOps {
     if (sync_errno != 0) return ErrnoToStatus(sync_errno, "cannot sync", path);
     return RealFileOps::DataSync(fd, path);
   }
+  absl::StatusOr<uint64_t> FreeBytes(const std::string& path) override {
+    const int64_t left = space;
+    if (left >= 0) return static_cast<uint64_t>(left);
+    return RealFileOps::FreeBytes(path);
+  }
 };
 
 std::string ReadRange(const std::string& path, uint64_t offset, uint64_t n) {
@@ -523,7 +528,9 @@ void ExpectFullDiskIsStickyUntilCleared(
   ASSERT_LT(failed, r.total()) << "the disk never filled up";
   EXPECT_FALSE(store.Has(P(failed)));
   EXPECT_EQ(store.Read(P(0))->data.view(), r.Data(0));
+  EXPECT_FALSE(store.HasRoomForAPiece());
   make_room();
+  EXPECT_TRUE(store.HasRoomForAPiece());
   EXPECT_EQ(store.Put(P(failed), r.Data(failed), r.Proof(failed)).code(),
             absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(store.error().code(), absl::StatusCode::kResourceExhausted);

@@ -12,6 +12,9 @@ PACKAGES=(
   prometheus-cpp-dev libcivetweb-dev nlohmann-json3-dev
   # tests and benchmarks: independent oracles and real peers
   python3 python3-libtorrent curl openssl hyperfine redis-server bc nginx
+  # monitoring: prometheus (with promtool) checks deploy/prometheus and the
+  # dashboard's queries against the daemons' metrics
+  prometheus
 )
 
 missing=()

@@ -15,9 +15,11 @@
 #include "common/ed25519.h"
 #include "common/file_util.h"
 #include "common/manifest.h"
+#include "common/metrics_server.h"
 #include "common/status_macros.h"
 #include "common/trust.h"
 #include "glog/logging.h"
+#include "prometheus/registry.h"
 #include "publisher/create.h"
 #include "publisher/inspect.h"
 #include "publisher/origin_server.h"
@@ -220,12 +222,25 @@ int RunServe(const CliFlags& flags) {
     return Usage("serve needs --origin=DIR and --listen=HOST:PORT");
   }
   StopSignals stop;  // before civetweb starts its threads
-  absl::StatusOr<std::unique_ptr<OriginServer>> server =
-      OriginServer::Start(ServeOptions(flags));
-  if (!server.ok()) return Fail(server.status());
-  if (absl::Status s = WriteReadyFile(flags.ready_file, (*server)->address()); !s.ok()) {
-    return Fail(s);
+  // Shared with the metrics listener; outlives the server that counts into it.
+  std::shared_ptr<prometheus::Registry> registry;
+  OriginServerOptions options = ServeOptions(flags);
+  if (!flags.metrics_listen.empty()) {
+    registry = std::make_shared<prometheus::Registry>();
+    options.metrics = registry.get();
   }
+  absl::StatusOr<std::unique_ptr<OriginServer>> server = OriginServer::Start(options);
+  if (!server.ok()) return Fail(server.status());
+  std::string ready = (*server)->address();
+  std::unique_ptr<MetricsServer> metrics;  // stops before the origin server
+  if (registry != nullptr) {
+    absl::StatusOr<std::unique_ptr<MetricsServer>> started = MetricsServer::Start(
+        flags.metrics_listen, registry, [origin = server->get()] { return origin->CheckRoot(); });
+    if (!started.ok()) return Fail(started.status());
+    metrics = *std::move(started);
+    absl::StrAppend(&ready, "\n", metrics->address());
+  }
+  if (absl::Status s = WriteReadyFile(flags.ready_file, ready); !s.ok()) return Fail(s);
   LOG(INFO) << "stopping on signal " << stop.Wait();
   return 0;
 }

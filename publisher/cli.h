@@ -25,6 +25,7 @@ struct CliFlags {
   std::string trust;
   bool json = false;
   std::string listen;
+  std::string metrics_listen;
   std::string ready_file;
   int threads = 0;
   bool durable = false;

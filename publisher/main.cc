@@ -25,7 +25,8 @@ ABSL_FLAG(uint32_t, threshold, 1, "trust: distinct trusted signatures a manifest
 ABSL_FLAG(std::string, trust, "", "trust file, or a .pub key trusted alone");
 ABSL_FLAG(bool, json, false, "inspect: print one JSON object");
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080", "serve: HOST:PORT to listen on (port 0 picks one)");
-ABSL_FLAG(std::string, ready_file, "", "serve: file to write the bound address to once serving");
+ABSL_FLAG(std::string, metrics_listen, "", "serve: HOST:PORT for /metrics, /healthz, /readyz (port 0 picks one); empty: none");
+ABSL_FLAG(std::string, ready_file, "", "serve: file to write the bound address to once serving (with --metrics_listen, the metrics address on a second line)");
 ABSL_FLAG(int, threads, 0, "create/verify: worker threads (0: one per core)");
 ABSL_FLAG(std::vector<std::string>, tracker, {}, "register: tracker addresses HOST:PORT, comma-separated (every datacenter's, or replicas)");
 ABSL_FLAG(std::vector<std::string>, origin_url, {}, "register: base URLs of the origin tree, comma-separated");
@@ -46,7 +47,7 @@ constexpr char kUsage[] =
     "  sign    --key=PATH... MANIFEST           add co-signatures\n"
     "  verify  --origin=DIR --trust=FILE NAME@VERSION|RELEASE_ID\n"
     "  inspect [--json] [--trust=FILE] MANIFEST\n"
-    "  serve   --origin=DIR --listen=HOST:PORT [--ready_file=F]\n"
+    "  serve   --origin=DIR --listen=HOST:PORT [--metrics_listen=HOST:PORT] [--ready_file=F]\n"
     "  register --tracker=ADDRS --origin=DIR --origin_url=URL NAME@VERSION|RELEASE_ID\n"
     "          [--tls_cert=F --tls_key=F --tls_ca=F | --insecure]";
 
@@ -98,6 +99,7 @@ int main(int argc, char** argv) {
   flags.trust = absl::GetFlag(FLAGS_trust);
   flags.json = absl::GetFlag(FLAGS_json);
   flags.listen = absl::GetFlag(FLAGS_listen);
+  flags.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   flags.ready_file = absl::GetFlag(FLAGS_ready_file);
   flags.threads = absl::GetFlag(FLAGS_threads);
   flags.durable = absl::GetFlag(FLAGS_durable);

@@ -255,12 +255,28 @@ absl::StatusOr<std::string> ResolveRoot(const std::string& root_dir) {
 
 }  // namespace
 
-OriginServer::OriginServer(std::string root) : root_(std::move(root)) {}
+OriginServer::OriginServer(std::string root, prometheus::Registry* metrics)
+    : root_(std::move(root)) {
+  if (metrics == nullptr) return;
+  sent_bytes_ = &prometheus::BuildCounter()
+                     .Name("shoal_origin_sent_bytes_total")
+                     .Help("Response body bytes the origin sent.")
+                     .Register(*metrics)
+                     .Add({});
+  requests_ = &prometheus::BuildCounter()
+                   .Name("shoal_origin_requests_total")
+                   .Help("Responses the origin sent, by HTTP status code.")
+                   .Register(*metrics);
+  // The answers agents get, at zero from the start so that rate() sees the
+  // first ones; other codes appear when first sent.
+  for (const char* code : {"200", "206", "404"}) requests_->Add({{"code", code}});
+}
 
 absl::StatusOr<std::unique_ptr<OriginServer>> OriginServer::Start(
     const OriginServerOptions& options) {
   ASSIGN_OR_RETURN(std::string root, ResolveRoot(options.root_dir));
-  auto server = absl::WrapUnique(new OriginServer(std::move(root)));
+  auto server =
+      absl::WrapUnique(new OriginServer(std::move(root), options.metrics));
   OriginServer* self = server.get();
   HttpServerOptions http_options;
   http_options.name = "origin";
@@ -278,9 +294,26 @@ absl::StatusOr<std::unique_ptr<OriginServer>> OriginServer::Start(
 
 int OriginServer::Handle(mg_connection* conn) {
   const Outcome outcome = HandleRequest(conn);
+  if (requests_ != nullptr) {
+    requests_->Add({{"code", absl::StrCat(outcome.status)}}).Increment();
+    sent_bytes_->Increment(static_cast<double>(outcome.body_bytes));
+  }
   absl::MutexLock lock(&mu_);
   stats_.body_bytes_sent += outcome.body_bytes;
   return outcome.status;
+}
+
+absl::Status OriginServer::CheckRoot() const {
+  struct stat st;
+  if (stat(root_.c_str(), &st) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("origin root ", root_, ": ", std::strerror(errno)));
+  }
+  if (!S_ISDIR(st.st_mode) || access(root_.c_str(), R_OK | X_OK) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("origin root ", root_, " is not a readable directory"));
+  }
+  return absl::OkStatus();
 }
 
 OriginServerStats OriginServer::stats() const {

@@ -26,6 +26,10 @@
 //     elsewhere; error bodies are one line of plain text.
 //   - Bodies are streamed from disk in fixed-size chunks; connections are
 //     kept alive between requests.
+//
+// With a registry in the options it also counts, for Prometheus
+// (docs/metrics.md): shoal_origin_sent_bytes_total (response body bytes) and
+// shoal_origin_requests_total{code} (responses by HTTP status).
 
 #include <cstdint>
 #include <map>
@@ -36,6 +40,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/civetweb_util.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/registry.h"
 
 struct mg_connection;
 
@@ -51,6 +58,9 @@ struct OriginServerOptions {
   // Worker threads. civetweb holds one thread per open connection, including
   // idle kept-alive ones, so this bounds concurrent clients.
   int num_threads = 16;
+  // Where to register the server's metrics; nullptr for none. Borrowed: it
+  // must outlive the server.
+  prometheus::Registry* metrics = nullptr;
 };
 
 // Counters since Start, copied out by OriginServer::stats().
@@ -93,6 +103,11 @@ class OriginServer {
   // A consistent snapshot of the counters.
   OriginServerStats stats() const;
 
+  // Readiness for /readyz: OK while the origin root is still a directory
+  // this process can read; UNAVAILABLE naming the problem otherwise.
+  // Thread-safe.
+  absl::Status CheckRoot() const;
+
  private:
   // What one request produced, for the counters.
   struct Outcome {
@@ -100,7 +115,7 @@ class OriginServer {
     uint64_t body_bytes;
   };
 
-  explicit OriginServer(std::string root);
+  OriginServer(std::string root, prometheus::Registry* metrics);
 
   // Runs on civetweb's worker threads; returns the HTTP status sent.
   int Handle(mg_connection* conn);
@@ -114,6 +129,9 @@ class OriginServer {
                     bool head, HttpHeaders extra = {});
 
   const std::string root_;  // Canonical; no trailing slash unless "/".
+  // Null without a registry; owned by the registry otherwise.
+  prometheus::Counter* sent_bytes_ = nullptr;
+  prometheus::Family<prometheus::Counter>* requests_ = nullptr;
 
   mutable absl::Mutex mu_;
   OriginServerStats stats_ ABSL_GUARDED_BY(mu_);

@@ -16,12 +16,15 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/registry.h"
 
 namespace shoal::publisher {
 namespace {
@@ -490,6 +493,53 @@ TEST_F(OriginServerTest, Ipv6ListenServesOrIsRefusedClearly) {
   server_ = std::move(*server);
   EXPECT_EQ(server_->address(), absl::StrCat("[::1]:", server_->port()));
   EXPECT_EQ(Fetch("/pieces/p1").body, AllBytes(1000));
+}
+
+// The value of one sample of `name` whose labels include `labels`; -1 when
+// there is none.
+double Sample(prometheus::Registry& registry, const std::string& name,
+              const std::map<std::string, std::string>& labels = {}) {
+  for (const prometheus::MetricFamily& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      std::map<std::string, std::string> have;
+      for (const prometheus::ClientMetric::Label& l : metric.label) {
+        have[l.name] = l.value;
+      }
+      bool match = true;
+      for (const auto& [key, value] : labels) match &= have[key] == value;
+      if (match) return metric.counter.value;
+    }
+  }
+  return -1;
+}
+
+TEST_F(OriginServerTest, MetricsCountBodyBytesAndResponsesByStatus) {
+  prometheus::Registry registry;
+  OriginServerOptions options{root_.string(), "127.0.0.1:0"};
+  options.metrics = &registry;
+  auto server = OriginServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = std::move(*server);
+  absl::Cleanup stop = [this] { server_.reset(); };  // before `registry` goes
+  ASSERT_EQ(Fetch("/pieces/p1").status, 200);
+  ASSERT_EQ(FetchRange("/pieces/p1", "bytes=10-19").status, 206);
+  ASSERT_EQ(Fetch("/pieces/missing").status, 404);
+  EXPECT_EQ(Sample(registry, "shoal_origin_requests_total", {{"code", "200"}}), 1);
+  EXPECT_EQ(Sample(registry, "shoal_origin_requests_total", {{"code", "206"}}), 1);
+  EXPECT_EQ(Sample(registry, "shoal_origin_requests_total", {{"code", "404"}}), 1);
+  const double sent = Sample(registry, "shoal_origin_sent_bytes_total");
+  EXPECT_GE(sent, 1010);
+  EXPECT_EQ(sent, server_->stats().body_bytes_sent);
+}
+
+TEST_F(OriginServerTest, CheckRootFailsOnceTheRootIsGone) {
+  StartServer();
+  EXPECT_TRUE(server_->CheckRoot().ok());
+  fs::remove_all(root_);
+  const absl::Status status = server_->CheckRoot();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(status.message(), HasSubstr("origin root"));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "tracker/metrics.h"
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 
 namespace shoal::tracker {
@@ -54,7 +55,22 @@ TrackerMetrics::TrackerMetrics(std::shared_ptr<prometheus::Registry> registry)
       leases_outstanding_(prometheus::BuildGauge()
                               .Name("shoal_tracker_leases_outstanding")
                               .Help("Live origin leases per swarm.")
-                              .Register(*registry_)) {}
+                              .Register(*registry_)),
+      swarm_bytes_(prometheus::BuildGauge()
+                       .Name("shoal_tracker_swarm_bytes")
+                       .Help("Verified bytes the live peers of a swarm last "
+                             "announced, by source (peer, origin).")
+                       .Register(*registry_)),
+      release_size_(prometheus::BuildGauge()
+                        .Name("shoal_tracker_release_size_bytes")
+                        .Help("Total size of a registered release with a live "
+                              "swarm here.")
+                        .Register(*registry_)) {
+  // At zero from the start, so that rate() sees the first leases.
+  for (const char* result : {"granted", "held_by_peers", "leased_to_others"}) {
+    leases_.Add({{"result", result}});
+  }
+}
 
 void TrackerMetrics::ObserveRpc(const std::string& method,
                                 absl::Duration latency,
@@ -75,7 +91,9 @@ void TrackerMetrics::CountLeases(const v1::OriginLeaseResponse& response) {
 
 void TrackerMetrics::CountStoreError() { store_errors_.Increment(); }
 
-void TrackerMetrics::SetSwarms(const v1::SwarmHealthResponse& health) {
+void TrackerMetrics::SetSwarms(
+    const v1::SwarmHealthResponse& health,
+    const absl::flat_hash_map<std::string, uint64_t>& release_sizes) {
   absl::MutexLock lock(&mu_);
   for (auto& [family, gauges] : swarm_gauges_) {
     for (prometheus::Gauge* g : gauges) family->Remove(g);
@@ -87,20 +105,28 @@ void TrackerMetrics::SetSwarms(const v1::SwarmHealthResponse& health) {
     g.Set(value);
     swarm_gauges_[&family].push_back(&g);
   };
+  absl::flat_hash_set<std::string> sized;  // one size gauge per release
   for (const v1::SwarmHealth& s : health.swarms()) {
-    prometheus::Labels base = {{"release", SwarmLabel(s)},
+    const std::string release = SwarmLabel(s);
+    prometheus::Labels base = {{"release", release},
                                {"datacenter", s.datacenter()}};
-    auto with_state = [&](const char* state) {
+    auto with = [&](const char* name, const char* value) {
       prometheus::Labels l = base;
-      l["state"] = state;
+      l[name] = value;
       return l;
     };
-    set(peers_, with_state("downloading"), s.peers_downloading());
-    set(peers_, with_state("seeding"), s.peers_seeding());
-    set(peers_, with_state("stalled"), s.peers_stalled());
+    set(peers_, with("state", "downloading"), s.peers_downloading());
+    set(peers_, with("state", "seeding"), s.peers_seeding());
+    set(peers_, with("state", "stalled"), s.peers_stalled());
     uint32_t total = s.peers_downloading() + s.peers_seeding();
     set(complete_ratio_, base, total == 0 ? 0.0 : double(s.peers_seeding()) / total);
     set(leases_outstanding_, base, s.leases_outstanding());
+    set(swarm_bytes_, with("source", "peer"), s.bytes_from_peers());
+    set(swarm_bytes_, with("source", "origin"), s.bytes_from_origin());
+    auto size = release_sizes.find(s.release_id());
+    if (size != release_sizes.end() && sized.insert(release).second) {
+      set(release_size_, {{"release", release}}, size->second);
+    }
   }
 }
 

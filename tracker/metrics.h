@@ -32,8 +32,11 @@ class TrackerMetrics {
   void CountLeases(const v1::OriginLeaseResponse& response);
   void CountStoreError();
   // Replaces the per-swarm gauges with `health` (the swarms of this tracker's
-  // datacenter); swarms that disappeared are removed.
-  void SetSwarms(const v1::SwarmHealthResponse& health);
+  // datacenter); swarms that disappeared are removed. `release_sizes` maps
+  // release ids to their total size in bytes; a swarm whose release is not
+  // in it gets no shoal_tracker_release_size_bytes.
+  void SetSwarms(const v1::SwarmHealthResponse& health,
+                 const absl::flat_hash_map<std::string, uint64_t>& release_sizes);
 
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
 
@@ -47,6 +50,8 @@ class TrackerMetrics {
   prometheus::Family<prometheus::Gauge>& peers_;
   prometheus::Family<prometheus::Gauge>& complete_ratio_;
   prometheus::Family<prometheus::Gauge>& leases_outstanding_;
+  prometheus::Family<prometheus::Gauge>& swarm_bytes_;
+  prometheus::Family<prometheus::Gauge>& release_size_;
   absl::Mutex mu_;
   // Per-swarm gauges by the family that made them, replaced by SetSwarms.
   absl::flat_hash_map<prometheus::Family<prometheus::Gauge>*,

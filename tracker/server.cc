@@ -83,13 +83,24 @@ void TrackerServer::RefreshGauges() {
     if (health.ok()) {
       v1::SwarmHealthResponse local;
       for (const v1::SwarmHealth& swarm : health->swarms()) {
-        if (swarm.datacenter() == datacenter_) *local.add_swarms() = swarm;
+        if (swarm.datacenter() != datacenter_) continue;
+        *local.add_swarms() = swarm;
+        LearnReleaseSize(swarm.release_id());
       }
-      metrics_->SetSwarms(local);
+      metrics_->SetSwarms(local, release_sizes_);
     } else {
       LOG_EVERY_N(WARNING, 10) << "cannot refresh swarm gauges: " << health.status();
     }
   } while (!stop_.WaitForNotificationWithTimeout(gauge_refresh_));
+}
+
+void TrackerServer::LearnReleaseSize(const std::string& release_id) {
+  if (release_sizes_.contains(release_id)) return;
+  v1::GetReleaseRequest request;
+  request.set_release(release_id);
+  absl::StatusOr<v1::ReleaseInfo> info = tracker_->GetRelease(request);
+  // Not registered (yet): the size gauge waits for a later refresh.
+  if (info.ok()) release_sizes_[release_id] = info->total_size();
 }
 
 std::string TrackerServer::ReadyJson() const {

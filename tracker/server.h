@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
@@ -57,6 +58,9 @@ class TrackerServer {
  private:
   TrackerServer() = default;
   void RefreshGauges();
+  // Adds the size of `release_id` to release_sizes_ if it is registered and
+  // not there yet.
+  void LearnReleaseSize(const std::string& release_id);
 
   std::unique_ptr<Store> store_;
   std::unique_ptr<TrustPolicy> trust_;
@@ -70,6 +74,9 @@ class TrackerServer {
   std::string metrics_address_;
   std::string datacenter_;
   absl::Duration gauge_refresh_;
+  // Release id to total size; ids name content, so sizes never change.
+  // Only the gauge thread touches it.
+  absl::flat_hash_map<std::string, uint64_t> release_sizes_;
   absl::Notification stop_;
   std::thread gauge_thread_;
   bool shut_down_ = false;

@@ -14,6 +14,7 @@
 #include "common/bitfield.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
+#include "tracker/lease_policy.h"
 #include "tracker/peer_selection.h"
 #include "tracker/request_checks.h"
 #include "tracker/swarm_health.h"
@@ -273,32 +274,6 @@ absl::StatusOr<v1::GetPeersResponse> Tracker::GetPeers(
 
 // --- Origin leases. ---
 
-absl::StatusOr<Tracker::LeaseAsk> Tracker::CheckLeaseAsk(
-    const v1::OriginLeaseRequest& request, const v1::StoredRelease& release) {
-  const uint32_t total_pieces = release.total_pieces();
-  LeaseAsk ask;
-  absl::flat_hash_set<uint32_t> considered;
-  auto consider = [&](uint32_t piece) -> absl::Status {
-    if (piece >= total_pieces) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("piece ", piece, " is out of range: release ",
-                       release.release_id(), " has ", total_pieces, " pieces"));
-    }
-    if (considered.size() < options_.max_pieces_per_lease_request &&
-        considered.insert(piece).second) {
-      ask.pieces.push_back(piece);
-    }
-    return absl::OkStatus();
-  };
-  for (uint32_t piece : request.pieces()) RETURN_IF_ERROR(consider(piece));
-  // A failed holder's piece counts as asked for even if `pieces` omits it.
-  for (uint32_t piece : request.holders_failed()) {
-    RETURN_IF_ERROR(consider(piece));
-    if (considered.contains(piece)) ask.holders_failed.insert(piece);
-  }
-  return ask;
-}
-
 absl::StatusOr<bool> Tracker::AcquireLease(const LeaseKey& key,
                                            const std::string& peer_id,
                                            absl::Time now) {
@@ -315,7 +290,10 @@ absl::StatusOr<v1::OriginLeaseResponse> Tracker::RequestOriginLease(
   ASSIGN_OR_RETURN(std::string release_id,
                    ParseReleaseId(request.release_id()));
   ASSIGN_OR_RETURN(v1::StoredRelease release, ResolveRelease(release_id));
-  ASSIGN_OR_RETURN(LeaseAsk ask, CheckLeaseAsk(request, release));
+  ASSIGN_OR_RETURN(LeaseAsk ask,
+                   ParseLeaseAsk(request, release.release_id(),
+                                 release.total_pieces(),
+                                 options_.max_pieces_per_lease_request));
   const absl::Time now = clock_.Now();
   ASSIGN_OR_RETURN(std::vector<v1::StoredPeer> peers,
                    ListSwarm(release.release_id(), now));
@@ -326,21 +304,14 @@ absl::StatusOr<v1::OriginLeaseResponse> Tracker::RequestOriginLease(
       HeldInDatacenter(peers, datacenter, request.peer_id(),
                        Bitfield::ByteLength(release.total_pieces()));
   v1::OriginLeaseResponse response;
-  for (uint32_t piece : ask.pieces) {
-    if (HasPiece(held, ReleasePieceIndex(piece)) &&
-        !ask.holders_failed.contains(piece)) {
-      response.add_held_by_peers(piece);
-      continue;
-    }
-    ASSIGN_OR_RETURN(bool granted,
-                     AcquireLease({release.release_id(), datacenter, piece},
-                                  request.peer_id(), now));
-    if (granted) {
-      response.add_granted(piece);
-    } else {
-      response.add_leased_to_others(piece);
-    }
-  }
+  RETURN_IF_ERROR(AnswerLeaseAsk(
+      ask,
+      [&](uint32_t piece) { return HasPiece(held, ReleasePieceIndex(piece)); },
+      [&](uint32_t piece) {
+        return AcquireLease({release.release_id(), datacenter, piece},
+                            request.peer_id(), now);
+      },
+      response));
   response.set_expires_ms(absl::ToUnixMillis(now + options_.lease_ttl));
   *response.mutable_origin_urls() = release.origin_urls();
   return response;

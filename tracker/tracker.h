@@ -188,12 +188,6 @@ class Tracker {
   const TrackerOptions& options() const { return options_; }
 
  private:
-  // The pieces a lease request considers; see RequestOriginLease.
-  struct LeaseAsk {
-    std::vector<uint32_t> pieces;
-    absl::flat_hash_set<uint32_t> holders_failed;
-  };
-
   // `status` from the store, saying what was being done.
   static absl::Status StoreError(const absl::Status& status,
                                  absl::string_view doing);
@@ -220,8 +214,6 @@ class Tracker {
   // TryAcquireLease with this tracker's K and lease TTL.
   absl::StatusOr<bool> AcquireLease(const LeaseKey& key,
                                     const std::string& peer_id, absl::Time now);
-  absl::StatusOr<LeaseAsk> CheckLeaseAsk(const v1::OriginLeaseRequest& request,
-                                         const v1::StoredRelease& release);
   // The release ids a health request covers.
   absl::StatusOr<std::vector<std::string>> HealthReleases(
       const std::string& release);
