@@ -10,7 +10,7 @@
 # of the agents' status are checked against their own /metrics.
 #
 #   deploy/local/demo.sh [--agents=N] [--size_mb=MIB] [--piece_size=BYTES]
-#                        [--dir=DIR] [--keep_running]
+#                        [--dir=DIR] [--keep_running] [--prometheus]
 #
 # or in the environment:
 #   SHOAL_DEMO_AGENTS        agents (default 8)
@@ -20,19 +20,25 @@
 #                            deleted at the end; its logs are kept on failure)
 #   SHOAL_DEMO_KEEP_RUNNING  1: leave the swarm running after the summary
 #                            until Ctrl-C, to look at metrics and status
+#   SHOAL_DEMO_PROMETHEUS    1: also start Debian's Prometheus scraping every
+#                            daemon (deploy/prometheus/run-local.sh, with
+#                            the alert rules) and print its URL; best with
+#                            --keep_running
 #
 # Every process the demo starts is stopped, by PID, at the end or on Ctrl-C.
 # Exit status 0 when every agent installed the release with no proof failure
 # and the counts agree; 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+repo=$(pwd)
 
 agents=${SHOAL_DEMO_AGENTS:-8}
 size_mb=${SHOAL_DEMO_SIZE_MB:-512}
 piece_size=${SHOAL_PIECE_SIZE:-4194304}
 dir=${SHOAL_DEMO_DIR:-}
 keep_running=${SHOAL_DEMO_KEEP_RUNNING:-0}
-usage() { sed -n '12,13p' "$0" | sed 's/^#   //' >&2; exit 2; }
+prometheus=${SHOAL_DEMO_PROMETHEUS:-0}
+usage() { sed -n '12,13p' "$0" | sed 's/^#   //' >&2; exit 2; }  # the synopsis
 for arg in "$@"; do
   case $arg in
     --agents=*) agents=${arg#*=} ;;
@@ -40,7 +46,8 @@ for arg in "$@"; do
     --piece_size=*) piece_size=${arg#*=} ;;
     --dir=*) dir=${arg#*=} ;;
     --keep_running) keep_running=1 ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --prometheus) prometheus=1 ;;
+    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown argument $arg" >&2; usage ;;
   esac
 done
@@ -207,6 +214,25 @@ for i in $(seq 1 "$agents"); do
 done
 for i in $(seq 1 "$agents"); do wait_ready "agent-$i" "agent-$i.json"; done
 echo "origin http://$origin_addr/, tracker $taddr, $agents agents in datacenter demo" >&2
+
+if [ "$prometheus" = 1 ]; then
+  if ! command -v prometheus >/dev/null; then
+    echo "demo.sh: --prometheus needs Debian's prometheus package (deploy/install-deps.sh)" >&2
+  else
+    step "starting Prometheus on the swarm's metrics"
+    prom_port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    prom_args=(--listen="127.0.0.1:$prom_port" --scrape_interval=1s --datacenter=demo
+               --tracker="$(json_field tracker.json metrics)")
+    [ -n "$origin_metrics" ] && prom_args+=(--origin="$origin_metrics")
+    for i in $(seq 1 "$agents"); do prom_args+=(--agent="$(json_field "agent-$i.json" metrics)"); done
+    if prom_url=$("$repo/deploy/prometheus/run-local.sh" "$dir/prometheus" "${prom_args[@]}" 2>>"$dir/prometheus.log"); then
+      pids+=("$(cat "$dir/prometheus/prometheus.pid")"); names+=(prometheus)
+      echo "Prometheus: $prom_url (rules from deploy/prometheus; dashboard in deploy/grafana)" >&2
+    else
+      echo "demo.sh: Prometheus did not start; see $dir/prometheus.log" >&2
+    fi
+  fi
+fi
 
 step "registering $release with the tracker"
 "$publish" register --tracker="$taddr" --origin=origin --origin_url="http://$origin_addr/" \
