@@ -1,5 +1,5 @@
 // hostile_peer: a member of a swarm that misbehaves on purpose, for tests of
-// honest agents (tests/hostile_peer_test.sh). It serves one release, read
+// honest agents (tests/e2e/hostile_peer_test.sh). It serves one release, read
 // from an origin tree that the publisher wrote, announces itself to the
 // tracker as a seed holding every piece, and answers piece requests in the
 // wrong way its --mode chooses (agent/testing/hostile_service.h).

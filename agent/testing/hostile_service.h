@@ -3,7 +3,7 @@
 // shoal.v1.Peer as a hostile member of a swarm serves it: Watch claims every
 // piece of the release, and FetchPiece answers in the one way its Mode
 // chooses to be wrong. For tests of honest agents against such a peer
-// (tests/hostile_peer_test.sh, through agent/testing/hostile_peer.cc).
+// (tests/e2e/hostile_peer_test.sh, through agent/testing/hostile_peer.cc).
 
 #include <atomic>
 #include <cstdint>

@@ -12,7 +12,7 @@
 # late agent that can get the release only from the three verifies all they
 # serve without a single proof failure.
 set -uo pipefail
-source "$(dirname "$0")/testlib.sh"
+source "$(dirname "$0")/../testlib.sh"
 publish=$(realpath "$1"); tracker=$(realpath "$2"); agent=$(realpath "$3")
 ctl=$(realpath "$4"); hostile=$(realpath "$5")
 start_work
