@@ -32,14 +32,16 @@ TEST(ParseLeaseAskTest, DropsDuplicatesAndKeepsRequestOrder) {
 }
 
 TEST(ParseLeaseAskTest, FailedHolderPieceCountsAsAskedFor) {
-  absl::StatusOr<LeaseAsk> ask = ParseLeaseAsk(Request({1}, {4, 1}), "r", 10, 100);
+  absl::StatusOr<LeaseAsk> ask =
+      ParseLeaseAsk(Request({1}, {4, 1}), "r", 10, 100);
   ASSERT_TRUE(ask.ok()) << ask.status();
   EXPECT_THAT(ask->pieces, ElementsAre(1, 4));
   EXPECT_THAT(ask->holders_failed, UnorderedElementsAre(1, 4));
 }
 
 TEST(ParseLeaseAskTest, ConsidersAtMostMaxPieces) {
-  absl::StatusOr<LeaseAsk> ask = ParseLeaseAsk(Request({0, 1, 2}, {5}), "r", 10, 2);
+  absl::StatusOr<LeaseAsk> ask =
+      ParseLeaseAsk(Request({0, 1, 2}, {5}), "r", 10, 2);
   ASSERT_TRUE(ask.ok()) << ask.status();
   EXPECT_THAT(ask->pieces, ElementsAre(0, 1));
   EXPECT_THAT(ask->holders_failed, IsEmpty());

@@ -290,10 +290,10 @@ absl::StatusOr<v1::OriginLeaseResponse> Tracker::RequestOriginLease(
   ASSIGN_OR_RETURN(std::string release_id,
                    ParseReleaseId(request.release_id()));
   ASSIGN_OR_RETURN(v1::StoredRelease release, ResolveRelease(release_id));
-  ASSIGN_OR_RETURN(LeaseAsk ask,
-                   ParseLeaseAsk(request, release.release_id(),
-                                 release.total_pieces(),
-                                 options_.max_pieces_per_lease_request));
+  ASSIGN_OR_RETURN(
+      LeaseAsk ask,
+      ParseLeaseAsk(request, release.release_id(), release.total_pieces(),
+                    options_.max_pieces_per_lease_request));
   const absl::Time now = clock_.Now();
   ASSIGN_OR_RETURN(std::vector<v1::StoredPeer> peers,
                    ListSwarm(release.release_id(), now));
